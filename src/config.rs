@@ -1,0 +1,249 @@
+//! Configuration: a TOML file layered under `LEDGER_GATEWAY__SECTION__KEY`
+//! environment variables. Every field has a default, unknown keys are
+//! errors, and `validate` names the key that is wrong.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use figment::providers::{Env, Format, Serialized, Toml};
+use figment::Figment;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+use crate::model::SourceKind;
+use crate::upstream::HttpPolicy;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("could not load configuration: {0}")]
+    Load(String),
+    #[error("sources.{source_name}: {message}")]
+    Source { source_name: String, message: String },
+    #[error("sources.{source_name}.kind: {kind:?} has no connector in this build")]
+    UnsupportedKind { source_name: String, kind: SourceKind },
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// HTTP server settings.
+    pub server: ServerConfig,
+    /// Query limits.
+    pub limits: LimitsConfig,
+    /// Upstream sources by name; the name prefixes every id they own.
+    pub sources: BTreeMap<String, SourceConfig>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Serve GraphiQL to browsers on `/` and `/graphql`.
+    pub graphiql: bool,
+    /// Answer introspection queries (`__schema`, `__type`).
+    pub introspection: bool,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), graphiql: true, introspection: true }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Page size when `first` is not given.
+    pub default_page_size: usize,
+    /// Largest `first` accepted.
+    pub max_page_size: usize,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        Self { default_page_size: 20, max_page_size: 500 }
+    }
+}
+
+/// One upstream.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    /// Which API this source speaks.
+    pub kind: SourceKind,
+    /// API root, e.g. `https://production.trackstarhq.com`.
+    pub base_url: Url,
+    /// Service-account credential fields (`api_key`, `access_token`, `token`...).
+    #[serde(default, serialize_with = "redacted")]
+    pub credentials: BTreeMap<String, SecretString>,
+    /// Credential field -> request header that carries the caller's own
+    /// value; a present header wins over the configured value.
+    #[serde(default)]
+    pub forward: BTreeMap<String, String>,
+    /// Timeouts and retries.
+    #[serde(default)]
+    pub http: HttpConfig,
+    /// Upstream page size (defaults to the API's maximum).
+    #[serde(default)]
+    pub page_size: Option<usize>,
+    /// First date window, in seconds, for sources walked by date (Trackstar).
+    #[serde(default)]
+    pub initial_window_secs: Option<u64>,
+}
+
+fn redacted<S: serde::Serializer>(fields: &BTreeMap<String, SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(fields.keys().map(|k| (k, "[redacted]")))
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// TCP connect timeout, milliseconds.
+    pub connect_timeout_ms: u64,
+    /// Whole-request timeout per attempt, milliseconds.
+    pub request_timeout_ms: u64,
+    /// Extra attempts for transient failures of idempotent calls.
+    pub max_retries: u32,
+    /// Largest upstream response body accepted, bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        let policy = HttpPolicy::default();
+        Self {
+            connect_timeout_ms: policy.connect_timeout.as_millis() as u64,
+            request_timeout_ms: policy.request_timeout.as_millis() as u64,
+            max_retries: policy.max_retries,
+            max_body_bytes: policy.max_body_bytes,
+        }
+    }
+}
+
+impl HttpConfig {
+    pub fn policy(&self) -> HttpPolicy {
+        HttpPolicy {
+            connect_timeout: Duration::from_millis(self.connect_timeout_ms),
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            max_retries: self.max_retries,
+            max_body_bytes: self.max_body_bytes,
+            ..HttpPolicy::default()
+        }
+    }
+}
+
+impl Config {
+    /// Defaults, then `file` (if any), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                return Err(ConfigError::Load(format!("{} does not exist", file.display())));
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("LEDGER_GATEWAY__").split("__"))
+            .extract()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let limits = &self.limits;
+        if limits.max_page_size == 0 || limits.default_page_size == 0 || limits.default_page_size > limits.max_page_size {
+            return Err(ConfigError::Invalid {
+                key: "limits.default_page_size",
+                message: "must be between 1 and limits.max_page_size".into(),
+            });
+        }
+        for (name, source) in &self.sources {
+            let fail = |message: String| ConfigError::Source { source_name: name.clone(), message };
+            if name.is_empty() || name.contains(':') || name.chars().any(char::is_whitespace) {
+                return Err(fail("name must be non-empty with no ':' or whitespace".into()));
+            }
+            if !matches!(source.base_url.scheme(), "http" | "https") {
+                return Err(fail("base_url must be http or https".into()));
+            }
+            for field in crate::sources::registry::credential_fields(source.kind) {
+                if !source.credentials.contains_key(*field) && !source.forward.contains_key(*field) {
+                    return Err(fail(format!("credentials.{field} or forward.{field} is required")));
+                }
+            }
+            for (field, header) in &source.forward {
+                if axum::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                    return Err(fail(format!("forward.{field}: {header:?} is not a header name")));
+                }
+            }
+            if source.http.request_timeout_ms == 0 || source.http.connect_timeout_ms == 0 {
+                return Err(fail("http timeouts must be positive".into()));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(toml: &str) -> Result<Config, ConfigError> {
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::string(toml))
+            .extract()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    #[test]
+    fn a_minimal_trackstar_source_loads() {
+        let config = parse(
+            r#"[sources.wms]
+kind = "trackstar"
+base_url = "https://production.trackstarhq.com"
+credentials = { api_key = "k", access_token = "t" }"#,
+        )
+        .unwrap();
+        assert_eq!(config.sources["wms"].kind, SourceKind::Trackstar);
+    }
+
+    #[test]
+    fn unknown_keys_are_rejected() {
+        let error = parse("[server]\nlisten = \"127.0.0.1:1\"\ncolour = true").unwrap_err();
+        assert!(error.to_string().contains("colour"), "{error}");
+    }
+
+    #[test]
+    fn a_missing_credential_names_the_key() {
+        let error = parse(
+            r#"[sources.wms]
+kind = "trackstar"
+base_url = "https://x.example"
+credentials = { api_key = "k" }"#,
+        )
+        .unwrap_err();
+        assert_eq!(error.to_string(), "sources.wms: credentials.access_token or forward.access_token is required");
+    }
+
+    #[test]
+    fn secrets_never_serialize() {
+        let config = parse(
+            r#"[sources.wms]
+kind = "trackstar"
+base_url = "https://x.example"
+credentials = { api_key = "hunter2", access_token = "t" }"#,
+        )
+        .unwrap();
+        let shown = format!("{config:?} {}", serde_json::to_string(&config).unwrap());
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
+}

@@ -1,0 +1,47 @@
+//! ledger-gateway: one GraphQL endpoint over Trackstar, Business Central,
+//! BigLedger and Pennylane ledgers.
+//!
+//! # Layout
+//!
+//! The folders follow the data flow of a request:
+//!
+//! - [`server`]: HTTP routes (GraphQL over HTTP, GraphiQL, health, metrics).
+//! - [`schema`]: the GraphQL face: root fields, types, filter inputs,
+//!   federation entities, error codes.
+//! - [`ledger`]: pure planning, merging and cursors: which sources a filter
+//!   reaches, what each pushes down, the k-way merge, keyset cursors.
+//! - [`sources`]: one connector per upstream behind `trait Source`, plus the
+//!   shared fan-out and the date-window walker for unordered upstreams.
+//! - [`upstream`]: shared HTTP mechanics: client, retries, credentials.
+//! - [`mock`]: the mock upstreams, speaking each API's wire format.
+//! - [`model`]: the unified entry; [`config`], [`error`], [`cli`], [`telemetry`].
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod graphiql;
+pub mod ledger;
+pub mod mock;
+pub mod model;
+pub mod schema;
+pub mod server;
+pub mod sources;
+pub mod telemetry;
+pub mod upstream;
+
+use std::sync::Arc;
+
+use axum::Router;
+
+use config::{Config, ConfigError};
+use sources::Registry;
+use upstream::FingerprintKey;
+
+/// The whole HTTP application for `config`.
+pub fn app(config: &Config) -> Result<Router, ConfigError> {
+    config.validate()?;
+    server::init_metrics();
+    let registry = Arc::new(Registry::from_config(config, FingerprintKey::random())?);
+    let schema = schema::build_schema(registry.clone(), config);
+    Ok(server::router(schema, registry, config))
+}

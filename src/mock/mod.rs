@@ -1,0 +1,131 @@
+//! The mock upstreams as a library: each upstream's wire format (auth,
+//! pagination, filters, error bodies) over deterministic data, mounted under
+//! `/<upstream>/` on one loopback server. `GET /__mock/stats` counts requests
+//! per upstream and route; `POST /__mock/reset` zeroes the counts.
+
+pub mod fixtures;
+pub mod trackstar;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::{self, Next};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use tokio::task::JoinHandle;
+use url::Url;
+
+use crate::config::SourceConfig;
+pub use fixtures::MockOptions;
+
+/// Request counts since start or the last reset.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Stats {
+    pub total: u64,
+    /// `"<METHOD> <route>"`, route as mounted (`/trackstar/wms/inventory/ledger`).
+    pub by_route: BTreeMap<String, u64>,
+    pub by_upstream: BTreeMap<String, u64>,
+}
+
+/// Shared by every dialect's handlers.
+#[derive(Debug)]
+pub struct MockState {
+    pub options: MockOptions,
+    stats: Mutex<Stats>,
+    pub trackstar: trackstar::TrackstarMock,
+}
+
+impl MockState {
+    fn record(&self, method: &str, route: &str) {
+        let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
+        stats.total += 1;
+        *stats.by_route.entry(format!("{method} {route}")).or_default() += 1;
+        let upstream = route.trim_start_matches('/').split('/').next().unwrap_or_default().to_owned();
+        *stats.by_upstream.entry(upstream).or_default() += 1;
+    }
+
+    pub fn stats(&self) -> Stats {
+        self.stats.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn reset(&self) {
+        *self.stats.lock().unwrap_or_else(|p| p.into_inner()) = Stats::default();
+    }
+}
+
+/// A running mock server.
+#[derive(Debug)]
+pub struct Mock {
+    pub addr: SocketAddr,
+    pub state: Arc<MockState>,
+    task: JoinHandle<()>,
+}
+
+impl Drop for Mock {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Mock {
+    /// Starts on an ephemeral loopback port with default data.
+    pub async fn start() -> std::io::Result<Mock> {
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), MockOptions::default()).await
+    }
+
+    pub async fn start_on(addr: SocketAddr, options: MockOptions) -> std::io::Result<Mock> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let state = Arc::new(MockState {
+            trackstar: trackstar::TrackstarMock::new(options.clone()),
+            options,
+            stats: Mutex::default(),
+        });
+        let app = router(state.clone());
+        let task = tokio::spawn(async move {
+            if let Err(error) = axum::serve(listener, app).await {
+                tracing::error!(%error, "mock server stopped");
+            }
+        });
+        Ok(Mock { addr, state, task })
+    }
+
+    /// Base URL of one upstream's dialect, e.g. `http://127.0.0.1:PORT/trackstar/`.
+    pub fn url(&self, upstream: &str) -> Url {
+        Url::parse(&format!("http://{}/{upstream}/", self.addr)).expect("loopback url parses")
+    }
+
+    /// Source configuration pointing a gateway at this mock with its demo
+    /// credentials, under the demo's source names.
+    pub fn sources_config(&self) -> BTreeMap<String, SourceConfig> {
+        BTreeMap::from([("trackstar".to_owned(), trackstar::source_config(self.url("trackstar")))])
+    }
+}
+
+pub fn router(state: Arc<MockState>) -> Router {
+    Router::new()
+        .nest("/trackstar", trackstar::router())
+        .route_layer(middleware::from_fn_with_state(state.clone(), count_request))
+        .route("/__mock/stats", get(stats))
+        .route("/__mock/reset", post(reset))
+        .with_state(state)
+}
+
+async fn count_request(State(state): State<Arc<MockState>>, request: Request, next: Next) -> Response {
+    let route = request.extensions().get::<MatchedPath>().map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned());
+    state.record(request.method().as_str(), &route);
+    next.run(request).await
+}
+
+async fn stats(State(state): State<Arc<MockState>>) -> Json<Stats> {
+    Json(state.stats())
+}
+
+async fn reset(State(state): State<Arc<MockState>>) -> Json<Stats> {
+    state.reset();
+    Json(state.stats())
+}

@@ -1,0 +1,370 @@
+//! Trackstar's dialect: `x-trackstar-api-key` + `x-trackstar-access-token`,
+//! deepObject filters (`entry_date[gte]=...`), strict `YYYY-MM-DDTHH:MM:SSZ`
+//! dates, `limit` 1-1000, opaque `page_token`/`next_token`, 401/422 bodies as
+//! documented. Entries come ordered by id, which is not entry_date order, as
+//! a real Trackstar may.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use chrono::{DateTime, NaiveDateTime, Utc};
+use rand::Rng;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+use url::Url;
+
+use super::fixtures::{self, MockOptions};
+use super::MockState;
+use crate::config::{HttpConfig, SourceConfig};
+use crate::model::SourceKind;
+
+pub const API_KEY: &str = "demo-trackstar-key";
+pub const ACCESS_TOKEN: &str = "demo-trackstar-token";
+
+pub const EVENT_TYPES: [&str; 7] =
+    ["adjustment", "return_receipt", "inbound_receipt", "order_shipment", "supplier_return", "movement", "other"];
+const DATE_FIELDS: [&str; 5] = ["created_date", "updated_date", "trackstar_created_date", "trackstar_updated_date", "entry_date"];
+const MAX_LIMIT: usize = 1000;
+
+pub fn source_config(base_url: Url) -> SourceConfig {
+    SourceConfig {
+        kind: SourceKind::Trackstar,
+        base_url,
+        credentials: BTreeMap::from([
+            ("api_key".to_owned(), SecretString::from(API_KEY)),
+            ("access_token".to_owned(), SecretString::from(ACCESS_TOKEN)),
+        ]),
+        forward: BTreeMap::from([("access_token".to_owned(), "x-trackstar-access-token".to_owned())]),
+        http: HttpConfig::default(),
+        page_size: None,
+        initial_window_secs: None,
+    }
+}
+
+/// One ledger row as Trackstar sends it.
+#[derive(Clone, Debug)]
+pub struct Row {
+    pub id: String,
+    pub entry_date: DateTime<Utc>,
+    pub created_date: DateTime<Utc>,
+    pub updated_date: DateTime<Utc>,
+    pub item: usize,
+    pub quantity: i64,
+    pub event_type: &'static str,
+    pub raw_event_type: Option<&'static str>,
+    pub reason: Option<&'static str>,
+    pub object: Option<(&'static str, String)>,
+    pub warehouse: usize,
+    pub location: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Item {
+    pub id: String,
+    pub sku: String,
+    pub name: String,
+}
+
+#[derive(Debug)]
+pub struct Warehouse {
+    pub id: String,
+    pub name: String,
+}
+
+/// One tenant's (access token's) data.
+#[derive(Debug)]
+pub struct TenantData {
+    pub items: Vec<Item>,
+    pub warehouses: Vec<Warehouse>,
+    /// Sorted by entry_date, for range filters.
+    pub by_date: Vec<Arc<Row>>,
+    /// Sorted by id: the order pages come in.
+    pub by_id: Vec<Arc<Row>>,
+}
+
+impl TenantData {
+    fn generate(options: &MockOptions, tenant: &str) -> Self {
+        let mut rng = fixtures::rng(options, "trackstar", tenant);
+        let warehouses: Vec<Warehouse> = fixtures::WAREHOUSE_NAMES
+            .iter()
+            .map(|name| Warehouse { id: format!("wh_{}", fixtures::hex_id(&mut rng, 10)), name: (*name).to_owned() })
+            .collect();
+        let items: Vec<Item> = (1..=300)
+            .map(|n| Item {
+                id: format!("inv_{}", fixtures::hex_id(&mut rng, 12)),
+                sku: format!("SKU-{n:04}"),
+                name: fixtures::product_name(&mut rng, n),
+            })
+            .collect();
+        let mut by_date: Vec<Arc<Row>> = (0..options.entries).map(|_| Arc::new(random_row(&mut rng, options, items.len()))).collect();
+        by_date.sort_by(|a, b| a.entry_date.cmp(&b.entry_date).then_with(|| a.id.cmp(&b.id)));
+        let mut by_id = by_date.clone();
+        by_id.sort_by(|a, b| a.id.cmp(&b.id));
+        Self { items, warehouses, by_date, by_id }
+    }
+}
+
+fn random_row(rng: &mut rand::rngs::SmallRng, options: &MockOptions, items: usize) -> Row {
+    let entry_date = fixtures::instant_in_year(rng, options.anchor);
+    let event_type = EVENT_TYPES[rng.random_range(0..EVENT_TYPES.len())];
+    let magnitude = rng.random_range(1..=50);
+    let outbound = matches!(event_type, "order_shipment" | "supplier_return") || (event_type != "inbound_receipt" && rng.random_bool(0.4));
+    let object = match event_type {
+        "order_shipment" => Some(("order", format!("ord_{}", fixtures::hex_id(rng, 8)))),
+        "inbound_receipt" => Some(("inbound_shipment", format!("ibs_{}", fixtures::hex_id(rng, 8)))),
+        "return_receipt" => Some(("return", format!("ret_{}", fixtures::hex_id(rng, 8)))),
+        _ => None,
+    };
+    let raw_event_type = match event_type {
+        "inbound_receipt" => Some("receipt_into_system"),
+        "adjustment" => Some("cycle_count"),
+        _ => None,
+    };
+    let reason = match event_type {
+        "adjustment" => Some(["damaged", "cycle count", "found"][rng.random_range(0..3)]),
+        _ => None,
+    };
+    let updated_date = entry_date + chrono::Duration::seconds(rng.random_range(0..86_400));
+    Row {
+        id: format!("led_{}", fixtures::hex_id(rng, 20)),
+        entry_date,
+        created_date: entry_date,
+        updated_date,
+        item: rng.random_range(0..items),
+        quantity: if outbound { -magnitude } else { magnitude },
+        event_type,
+        raw_event_type,
+        reason,
+        object,
+        warehouse: rng.random_range(0..fixtures::WAREHOUSE_NAMES.len()),
+        location: rng.random_bool(0.7).then(|| format!("loc_{}", fixtures::hex_id(rng, 6))),
+    }
+}
+
+/// Tenants are created on first use, one per access token.
+#[derive(Debug)]
+pub struct TrackstarMock {
+    options: MockOptions,
+    tenants: Mutex<HashMap<String, Arc<TenantData>>>,
+}
+
+impl TrackstarMock {
+    pub fn new(options: MockOptions) -> Self {
+        Self { options, tenants: Mutex::default() }
+    }
+
+    pub fn tenant(&self, token: &str) -> Arc<TenantData> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        tenants.entry(token.to_owned()).or_insert_with(|| Arc::new(TenantData::generate(&self.options, token))).clone()
+    }
+}
+
+pub fn router() -> Router<Arc<MockState>> {
+    Router::new().route("/wms/inventory/ledger", get(ledger))
+}
+
+/// A documented Trackstar error response.
+fn error(status: StatusCode, body: Value) -> Response {
+    (status, Json(body)).into_response()
+}
+
+fn unauthorized() -> Response {
+    error(StatusCode::UNAUTHORIZED, json!({"error": "Unauthorized", "origin": "trackstar"}))
+}
+
+fn invalid(field: &str, message: &str) -> Response {
+    error(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": "Validation error", "detail": {"query": {field: [message]}}}))
+}
+
+/// The tenant for a request's headers, or the 401 Trackstar sends.
+fn authenticate(state: &MockState, headers: &HeaderMap) -> Result<Arc<TenantData>, Response> {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty());
+    match (header("x-trackstar-api-key"), header("x-trackstar-access-token")) {
+        (Some(API_KEY), Some(token)) => Ok(state.trackstar.tenant(token)),
+        _ => Err(unauthorized()),
+    }
+}
+
+/// A parsed `field[op]=value` condition.
+#[derive(Debug)]
+struct Condition {
+    field: String,
+    op: String,
+    value: String,
+}
+
+#[derive(Debug, Default)]
+struct LedgerQuery {
+    conditions: Vec<Condition>,
+    limit: usize,
+    after_id: Option<String>,
+}
+
+fn parse_date(value: &str) -> Option<DateTime<Utc>> {
+    // Exactly YYYY-MM-DDTHH:MM:SSZ: no fractions, no offsets.
+    (value.len() == 20).then_some(())?;
+    NaiveDateTime::parse_from_str(value, "%Y-%m-%dT%H:%M:%SZ").ok().map(|d| d.and_utc())
+}
+
+fn parse_query(raw: Option<&str>) -> Result<LedgerQuery, Response> {
+    let mut query = LedgerQuery { limit: MAX_LIMIT, ..Default::default() };
+    for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+        match key.as_ref() {
+            "limit" => {
+                query.limit = value.parse().ok().filter(|l| (1..=MAX_LIMIT).contains(l)).ok_or_else(|| {
+                    invalid("limit", "ensure this value is between 1 and 1000")
+                })?
+            }
+            "page_token" => {
+                let decoded = URL_SAFE_NO_PAD.decode(value.as_bytes()).ok().and_then(|b| String::from_utf8(b).ok());
+                let id = decoded.and_then(|d| d.strip_prefix("after:").map(str::to_owned));
+                query.after_id = Some(id.ok_or_else(|| invalid("page_token", "invalid page token"))?);
+            }
+            _ => query.conditions.push(parse_condition(&key, &value)?),
+        }
+    }
+    Ok(query)
+}
+
+fn parse_condition(key: &str, value: &str) -> Result<Condition, Response> {
+    let (field, op) = match key.split_once('[') {
+        Some((field, rest)) => (field, rest.strip_suffix(']').ok_or_else(|| invalid(key, "malformed parameter"))?),
+        None => (key, "eq"),
+    };
+    let date_ops = ["eq", "neq", "gt", "gte", "lt", "lte", "in", "nin"];
+    let allowed: &[&str] = match field {
+        f if DATE_FIELDS.contains(&f) => &date_ops,
+        "ids" => &["in"],
+        "event_type" | "warehouse_customer_id" => &["eq", "neq", "in", "nin", "contains", "not_contains"],
+        _ => return Err(invalid(field, "unknown field")),
+    };
+    if !allowed.contains(&op) {
+        return Err(invalid(field, &format!("unsupported operator {op}")));
+    }
+    let values = || value.split(',');
+    if DATE_FIELDS.contains(&field) && values().any(|v| parse_date(v).is_none()) {
+        return Err(invalid(field, "date must be formatted YYYY-MM-DDTHH:MM:SSZ"));
+    }
+    if field == "event_type" && matches!(op, "eq" | "neq" | "in" | "nin") && values().any(|v| !EVENT_TYPES.contains(&v)) {
+        return Err(invalid(field, "not a valid event type"));
+    }
+    Ok(Condition { field: field.to_owned(), op: op.to_owned(), value: value.to_owned() })
+}
+
+fn field_value(row: &Row, field: &str) -> String {
+    match field {
+        "created_date" | "trackstar_created_date" => row.created_date.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "updated_date" | "trackstar_updated_date" => row.updated_date.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "entry_date" => row.entry_date.format("%Y-%m-%dT%H:%M:%SZ").to_string(),
+        "event_type" => row.event_type.to_owned(),
+        "ids" => row.id.clone(),
+        _ => String::new(),
+    }
+}
+
+fn holds(row: &Row, condition: &Condition) -> bool {
+    let actual = field_value(row, &condition.field);
+    let value = condition.value.as_str();
+    // Same-format UTC timestamps compare correctly as strings.
+    match condition.op.as_str() {
+        "eq" => actual == value,
+        "neq" => actual != value,
+        "gt" => actual.as_str() > value,
+        "gte" => actual.as_str() >= value,
+        "lt" => actual.as_str() < value,
+        "lte" => actual.as_str() <= value,
+        "in" => value.split(',').any(|v| v == actual),
+        "nin" => !value.split(',').any(|v| v == actual),
+        "contains" => actual.contains(value),
+        "not_contains" => !actual.contains(value),
+        _ => false,
+    }
+}
+
+/// The rows an entry_date range selects, via the date index.
+fn date_slice<'a>(data: &'a TenantData, conditions: &[Condition]) -> &'a [Arc<Row>] {
+    let mut low = Bound::Unbounded;
+    let mut high = Bound::Unbounded;
+    for c in conditions.iter().filter(|c| c.field == "entry_date") {
+        let Some(at) = parse_date(&c.value) else { continue };
+        match c.op.as_str() {
+            "gte" | "gt" => low = Bound::Included(at),
+            "lte" | "lt" => high = Bound::Included(at),
+            _ => {}
+        }
+    }
+    let start = match low {
+        Bound::Included(at) => data.by_date.partition_point(|r| r.entry_date < at),
+        _ => 0,
+    };
+    let end = match high {
+        Bound::Included(at) => data.by_date.partition_point(|r| r.entry_date <= at),
+        _ => data.by_date.len(),
+    };
+    &data.by_date[start..end.max(start)]
+}
+
+async fn ledger(State(state): State<Arc<MockState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    let data = match authenticate(&state, &headers) {
+        Ok(data) => data,
+        Err(response) => return response,
+    };
+    let mut query = match parse_query(raw.as_deref()) {
+        Ok(query) => query,
+        Err(response) => return response,
+    };
+    // `ids[in]` overrides every other filter, as documented.
+    if let Some(ids) = query.conditions.iter().position(|c| c.field == "ids") {
+        query.conditions = vec![query.conditions.swap_remove(ids)];
+    }
+    let after = query.after_id.as_deref().unwrap_or("");
+    let candidates = date_slice(&data, &query.conditions);
+    let matches = |row: &&Arc<Row>| row.id.as_str() > after && query.conditions.iter().all(|c| holds(row, c));
+    // Narrow ranges: sort the slice by id. Wide ones: walk the id index.
+    let mut page: Vec<&Arc<Row>> = if candidates.len() * 4 < data.by_id.len() {
+        let mut rows: Vec<&Arc<Row>> = candidates.iter().filter(matches).collect();
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+        rows.truncate(query.limit + 1);
+        rows
+    } else {
+        data.by_id.iter().filter(matches).take(query.limit + 1).collect()
+    };
+    let next_token = (page.len() > query.limit).then(|| {
+        page.truncate(query.limit);
+        URL_SAFE_NO_PAD.encode(format!("after:{}", page[page.len() - 1].id))
+    });
+    let rows: Vec<Value> = page.iter().map(|row| row_json(&data, row)).collect();
+    Json(json!({ "data": rows, "next_token": next_token, "total_count": rows.len() })).into_response()
+}
+
+fn row_json(data: &TenantData, row: &Row) -> Value {
+    let item = &data.items[row.item];
+    let date = |d: DateTime<Utc>| d.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    json!({
+        "id": row.id,
+        "created_date": date(row.created_date),
+        "updated_date": date(row.updated_date),
+        "entry_date": date(row.entry_date),
+        "inventory_item_id": item.id,
+        "sku": item.sku,
+        "quantity": row.quantity,
+        "raw_event_type": row.raw_event_type,
+        "event_type": row.event_type,
+        "reason": row.reason,
+        "object_id": row.object.as_ref().map(|(_, id)| id),
+        "object_type": row.object.as_ref().map(|(kind, _)| kind),
+        "warehouse_id": data.warehouses[row.warehouse].id,
+        "location_id": row.location,
+        "additional_fields": {"item_name": item.name},
+        "trackstar_created_date": date(row.created_date),
+        "trackstar_updated_date": date(row.updated_date),
+    })
+}

@@ -1,0 +1,71 @@
+//! Gives every error an `extensions.code`: parse and validation failures get
+//! theirs here, where the stage is known; resolver errors carry theirs from
+//! `crate::error`; anything left is classified once at the end.
+
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextParseQuery, NextRequest, NextValidation};
+use async_graphql::parser::types::ExecutableDocument;
+use async_graphql::{Response, ServerError, ServerResult, ValidationResult, Value, Variables};
+use std::sync::Arc;
+
+#[derive(Debug, Default)]
+pub struct ErrorCodes;
+
+impl ExtensionFactory for ErrorCodes {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ErrorCodes)
+    }
+}
+
+fn with_code(mut error: ServerError, code: &'static str) -> ServerError {
+    let extensions = error.extensions.get_or_insert_with(Default::default);
+    if extensions.get("code").is_none() {
+        extensions.set("code", code);
+    }
+    error
+}
+
+/// Errors async-graphql raises while coercing argument values.
+fn is_input_error(message: &str) -> bool {
+    ["Failed to parse", "Invalid value for argument", "Internal error: Invalid value"]
+        .iter()
+        .any(|prefix| message.starts_with(prefix))
+}
+
+#[async_trait::async_trait]
+impl Extension for ErrorCodes {
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        let mut response = next.run(ctx).await;
+        response.errors = std::mem::take(&mut response.errors)
+            .into_iter()
+            .map(|error| {
+                let code = if is_input_error(&error.message) { "BAD_USER_INPUT" } else { "INTERNAL" };
+                with_code(error, code)
+            })
+            .collect();
+        response
+    }
+
+    async fn parse_query(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        query: &str,
+        variables: &Variables,
+        next: NextParseQuery<'_>,
+    ) -> ServerResult<ExecutableDocument> {
+        next.run(ctx, query, variables).await.map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))
+    }
+
+    async fn validation(
+        &self,
+        ctx: &ExtensionContext<'_>,
+        next: NextValidation<'_>,
+    ) -> Result<ValidationResult, Vec<ServerError>> {
+        next.run(ctx).await.map_err(|errors| errors.into_iter().map(|e| with_code(e, "GRAPHQL_VALIDATION_FAILED")).collect())
+    }
+}
+
+/// Whether a response failed before execution (no data at all), which the
+/// GraphQL-over-HTTP spec answers with a 4xx for its own media type.
+pub fn is_request_error(response: &Response) -> bool {
+    matches!(response.data, Value::Null) && !response.errors.is_empty()
+}

@@ -1,0 +1,94 @@
+//! Connectors, one folder per upstream, behind one object-safe trait. A
+//! connector translates a planned filter into native queries and native
+//! records into the unified model; everything else (HTTP mechanics, merge,
+//! cursors) is shared. Adding an upstream: a folder here plus one line in
+//! `registry::build_source`.
+
+pub mod registry;
+pub mod trackstar;
+pub mod window;
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+
+use crate::ledger::{Capabilities, Collector, SourceFilter, SourcePage, SourcePlan, Watermark};
+use crate::model::{LedgerEntry, SortKey, SourceKind, SourceName};
+use crate::upstream::{Credentials, UpstreamError};
+
+pub use registry::{Caller, Registry};
+
+/// A chunk of a source's ledger, in no particular order inside, with the
+/// watermark that says how complete the source's output is so far.
+#[derive(Debug)]
+pub struct Batch {
+    pub entries: Vec<LedgerEntry>,
+    pub watermark: Watermark,
+}
+
+/// A source's ledger walked newest first in batches. Each call makes at most
+/// a bounded number of upstream calls, so the driver decides when to stop.
+#[async_trait]
+pub trait LedgerScan: Send {
+    async fn next_batch(&mut self) -> Result<Batch, UpstreamError>;
+
+    /// A hint for the next page's scan, carried in the cursor.
+    fn hint(&self) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// What a scan is asked for.
+#[derive(Clone, Debug)]
+pub struct ScanRequest {
+    pub filter: SourceFilter,
+    /// Continue strictly after this entry (merged order); `None`: from the newest.
+    pub position: Option<SortKey>,
+    /// How many entries the page needs from this source.
+    pub want: usize,
+    pub hint: Option<serde_json::Value>,
+}
+
+/// One upstream, as the planner and the schema see it.
+#[async_trait]
+pub trait Source: Send + Sync + Debug {
+    fn name(&self) -> &SourceName;
+    fn kind(&self) -> SourceKind;
+    fn capabilities(&self) -> &Capabilities;
+    /// The credential fields every call needs (`api_key`, `access_token`...).
+    fn credential_fields(&self) -> &'static [&'static str];
+
+    fn scan<'a>(&'a self, credentials: &'a Credentials, request: ScanRequest) -> Box<dyn LedgerScan + 'a>;
+
+    /// One entry by native id; `None` when the upstream has no such entry.
+    async fn entry(&self, credentials: &Credentials, native_id: &str) -> Result<Option<LedgerEntry>, UpstreamError>;
+
+    /// Exact number of entries matching `filter`, when the upstream reports one.
+    async fn count(&self, credentials: &Credentials, filter: &SourceFilter) -> Result<Option<u64>, UpstreamError>;
+
+    /// A cheap authenticated call, for readiness.
+    async fn check_ready(&self, credentials: &Credentials) -> Result<(), UpstreamError>;
+}
+
+/// The next `want` entries of one source after `position`, pulling batches
+/// until they are known or the source is exhausted.
+pub async fn next_entries(
+    source: &dyn Source,
+    credentials: &Credentials,
+    plan: SourcePlan,
+    position: Option<SortKey>,
+    want: usize,
+    hint: Option<serde_json::Value>,
+) -> Result<SourcePage, UpstreamError> {
+    let mut collector = Collector::new(position.clone(), plan.residual, want);
+    let mut scan = source.scan(credentials, ScanRequest { filter: plan.filter, position, want, hint });
+    let mut exhausted = false;
+    while !exhausted && !collector.is_satisfied() {
+        let batch = scan.next_batch().await?;
+        exhausted = batch.watermark == Watermark::Exhausted;
+        collector.push(batch.entries, batch.watermark);
+    }
+    let hint = scan.hint();
+    let (entries, has_more) = collector.finish(exhausted);
+    Ok(SourcePage { source: source.name().to_string(), entries, has_more, hint })
+}

@@ -1,0 +1,209 @@
+//! The configured sources, per-caller credential resolution, and the fan-out
+//! that asks every planned source for its next entries concurrently and
+//! merges them into one page.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use futures::future::join_all;
+use secrecy::SecretString;
+use tracing::instrument;
+
+use super::{next_entries, trackstar, Source};
+use crate::config::{Config, ConfigError, SourceConfig};
+use crate::ledger::{merge, plan, Cursor, LedgerFilter, MergedPage};
+use crate::model::{LedgerEntry, SourceKind, SourceName};
+use crate::upstream::{Credentials, FingerprintKey, UpstreamError, UpstreamFailure};
+
+/// Builds the connector for one configured source: the one place that knows
+/// every kind.
+fn build_source(name: SourceName, config: &SourceConfig) -> Result<Arc<dyn Source>, ConfigError> {
+    match config.kind {
+        SourceKind::Trackstar => Ok(Arc::new(trackstar::Trackstar::new(name, config))),
+        other => Err(ConfigError::UnsupportedKind { source_name: name.to_string(), kind: other }),
+    }
+}
+
+/// The credential fields a kind of source needs, for config validation.
+pub fn credential_fields(kind: SourceKind) -> &'static [&'static str] {
+    match kind {
+        SourceKind::Trackstar => trackstar::CREDENTIAL_FIELDS,
+        _ => &[],
+    }
+}
+
+/// Where each credential field of a source comes from.
+#[derive(Debug)]
+struct CredentialPolicy {
+    configured: BTreeMap<String, SecretString>,
+    /// Credential field -> request header carrying the caller's own value.
+    forwarded: BTreeMap<String, String>,
+    required: &'static [&'static str],
+}
+
+impl CredentialPolicy {
+    fn resolve(&self, key: &FingerprintKey, headers: &HeaderMap) -> Result<Credentials, UpstreamFailure> {
+        let mut fields = BTreeMap::new();
+        for field in self.required {
+            let forwarded = self
+                .forwarded
+                .get(*field)
+                .and_then(|header| headers.get(header.as_str()))
+                .and_then(|value| value.to_str().ok())
+                .filter(|value| !value.is_empty())
+                .map(SecretString::from);
+            let value = forwarded.or_else(|| self.configured.get(*field).cloned());
+            fields.insert((*field).to_owned(), value.ok_or(UpstreamFailure::MissingCredentials)?);
+        }
+        Ok(Credentials::new(key, fields))
+    }
+}
+
+#[derive(Debug)]
+struct Registered {
+    source: Arc<dyn Source>,
+    credentials: CredentialPolicy,
+}
+
+/// Every configured source, in name order.
+#[derive(Debug)]
+pub struct Registry {
+    sources: Vec<Registered>,
+    key: FingerprintKey,
+}
+
+/// One request's credentials for every source, resolved once.
+#[derive(Debug, Default)]
+pub struct Caller {
+    credentials: HashMap<SourceName, Result<Credentials, UpstreamFailure>>,
+}
+
+impl Caller {
+    pub fn credentials(&self, source: &SourceName) -> Result<&Credentials, UpstreamError> {
+        match self.credentials.get(source) {
+            Some(Ok(credentials)) => Ok(credentials),
+            Some(Err(failure)) => Err(UpstreamError::new(source, failure.clone())),
+            None => Err(UpstreamError::new(source, UpstreamFailure::MissingCredentials)),
+        }
+    }
+}
+
+/// A merged page and the sources that failed while making it.
+#[derive(Debug)]
+pub struct LedgerPage {
+    pub merged: MergedPage,
+    pub errors: Vec<UpstreamError>,
+}
+
+impl Registry {
+    pub fn from_config(config: &Config, key: FingerprintKey) -> Result<Self, ConfigError> {
+        let sources = config
+            .sources
+            .iter()
+            .map(|(name, source_config)| {
+                let source = build_source(SourceName::new(name), source_config)?;
+                let credentials = CredentialPolicy {
+                    configured: source_config.credentials.clone(),
+                    forwarded: source_config.forward.clone(),
+                    required: source.credential_fields(),
+                };
+                Ok(Registered { source, credentials })
+            })
+            .collect::<Result<_, ConfigError>>()?;
+        Ok(Self { sources, key })
+    }
+
+    pub fn sources(&self) -> impl Iterator<Item = &Arc<dyn Source>> {
+        self.sources.iter().map(|r| &r.source)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn Source>> {
+        self.sources().find(|s| s.name().as_str() == name)
+    }
+
+    /// Resolves every source's credentials for one request.
+    pub fn caller(&self, headers: &HeaderMap) -> Caller {
+        let credentials = self
+            .sources
+            .iter()
+            .map(|r| (r.source.name().clone(), r.credentials.resolve(&self.key, headers)))
+            .collect();
+        Caller { credentials }
+    }
+
+    /// The first `first` entries after `after`, merged across sources. A
+    /// failing source costs its entries on this page, not the page.
+    #[instrument(skip_all, fields(first))]
+    pub async fn ledger_page(&self, caller: &Caller, filter: &LedgerFilter, after: Option<&Cursor>, first: usize) -> LedgerPage {
+        let fetches = self.sources().filter_map(|source| {
+            let name = source.name().as_str();
+            let plan = plan(name, source.capabilities(), filter)?;
+            let position = after.and_then(|c| c.position_for(name).cloned());
+            let hint = after.and_then(|c| c.hints.get(name).cloned());
+            Some(async move {
+                let credentials = caller.credentials(source.name())?;
+                next_entries(source.as_ref(), credentials, plan, position, first, hint).await
+            })
+        });
+        let mut pages = Vec::new();
+        let mut errors = Vec::new();
+        for result in join_all(fetches).await {
+            match result {
+                Ok(page) => pages.push(page),
+                Err(error) => errors.push(error),
+            }
+        }
+        let failed: Vec<String> = errors.iter().map(|e| e.source_name.to_string()).collect();
+        let merged = merge(pages, first, &filter.digest(), after, &failed);
+        LedgerPage { merged, errors }
+    }
+
+    /// One entry by global id; `Ok(None)` when no source has it.
+    pub async fn entry(&self, caller: &Caller, source: &str, native_id: &str) -> Result<Option<LedgerEntry>, UpstreamError> {
+        let Some(source) = self.get(source) else { return Ok(None) };
+        source.entry(caller.credentials(source.name())?, native_id).await
+    }
+
+    /// Exact total across the sources `filter` reaches; `None` when any of
+    /// them cannot count.
+    pub async fn total_count(&self, caller: &Caller, filter: &LedgerFilter) -> Result<Option<u64>, UpstreamError> {
+        let counts = self.sources().filter_map(|source| {
+            let plan = plan(source.name().as_str(), source.capabilities(), filter)?;
+            Some(async move {
+                // A residual makes the upstream's count an overcount.
+                if plan.residual != Default::default() {
+                    return Ok(None);
+                }
+                source.count(caller.credentials(source.name())?, &plan.filter).await
+            })
+        });
+        let mut total = Some(0u64);
+        for count in join_all(counts).await {
+            total = match (total, count?) {
+                (Some(total), Some(count)) => Some(total + count),
+                _ => None,
+            };
+        }
+        Ok(total)
+    }
+
+    /// Checks every source answers with the configured credentials.
+    pub async fn check_ready(&self) -> Vec<(SourceName, Result<(), UpstreamError>)> {
+        let caller = self.caller(&HeaderMap::new());
+        join_all(self.sources().map(|source| {
+            let caller = &caller;
+            async move {
+                let result = match caller.credentials(source.name()) {
+                    // Sources that only use callers' own credentials cannot
+                    // be probed without a caller; they count as ready.
+                    Err(e) if e.failure == UpstreamFailure::MissingCredentials => Ok(()),
+                    Err(e) => Err(e),
+                    Ok(credentials) => source.check_ready(credentials).await,
+                };
+                (source.name().clone(), result)
+            }
+        }))
+        .await
+    }
+}

@@ -1,0 +1,84 @@
+//! Trackstar's wire types (as documented in the inventory ledger OpenAPI) and
+//! their mapping into the unified model.
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Amounts, DocumentRef, EventType, LedgerEntry, SourceKind, SourceName};
+
+/// Every list endpoint's envelope.
+#[derive(Debug, Deserialize, Serialize)]
+pub struct ListEnvelope<T> {
+    pub data: Vec<T>,
+    pub next_token: Option<String>,
+    /// The number of items in this response (not a grand total).
+    pub total_count: u64,
+}
+
+/// One inventory ledger entry. All keys are required; `Option`s come as null.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct LedgerRecord {
+    pub id: String,
+    pub created_date: DateTime<Utc>,
+    pub updated_date: DateTime<Utc>,
+    pub entry_date: DateTime<Utc>,
+    pub inventory_item_id: String,
+    pub sku: String,
+    pub quantity: i64,
+    pub raw_event_type: Option<String>,
+    pub event_type: String,
+    pub reason: Option<String>,
+    pub object_id: Option<String>,
+    pub object_type: Option<String>,
+    pub warehouse_id: Option<String>,
+    pub location_id: Option<String>,
+    pub additional_fields: serde_json::Map<String, serde_json::Value>,
+    pub trackstar_created_date: DateTime<Utc>,
+    pub trackstar_updated_date: DateTime<Utc>,
+}
+
+/// Trackstar's `event_type` values and their unified names.
+pub const EVENT_TYPES: [(&str, EventType); 7] = [
+    ("adjustment", EventType::Adjustment),
+    ("return_receipt", EventType::ReturnReceipt),
+    ("inbound_receipt", EventType::Receipt),
+    ("order_shipment", EventType::Shipment),
+    ("supplier_return", EventType::SupplierReturn),
+    ("movement", EventType::Transfer),
+    ("other", EventType::Other),
+];
+
+pub fn unified_event_type(native: &str) -> EventType {
+    EVENT_TYPES.iter().find(|(n, _)| *n == native).map_or(EventType::Other, |(_, e)| *e)
+}
+
+pub fn native_event_type(event: EventType) -> Option<&'static str> {
+    EVENT_TYPES.iter().find(|(_, e)| *e == event).map(|(n, _)| *n)
+}
+
+impl LedgerRecord {
+    pub fn into_entry(self, source: &SourceName) -> LedgerEntry {
+        let document = (self.object_type.is_some() || self.object_id.is_some())
+            .then(|| DocumentRef { kind: self.object_type, number: self.object_id });
+        LedgerEntry {
+            source: source.clone(),
+            source_kind: SourceKind::Trackstar,
+            event_type: unified_event_type(&self.event_type),
+            raw_event_type: Some(self.raw_event_type.unwrap_or(self.event_type)),
+            native_id: self.id,
+            entry_date: Some(self.entry_date),
+            quantity: Some(Decimal::from(self.quantity)),
+            amounts: Amounts::default(),
+            sku: Some(self.sku),
+            item_ref: Some(self.inventory_item_id),
+            warehouse_id: self.warehouse_id,
+            location_id: self.location_id,
+            document,
+            description: self.reason,
+            created_at: Some(self.created_date),
+            updated_at: Some(self.updated_date),
+            additional_fields: serde_json::Value::Object(self.additional_fields),
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! What can go wrong talking to an upstream. `Clone` because dataloader and
+//! cache results are shared between callers; never holds a URL, a header or a
+//! response body, so it can be shown to a client as is.
+
+use std::time::Duration;
+
+use crate::model::SourceName;
+
+/// A failed upstream call, tagged with the source it came from.
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{source_name}: {failure}")]
+pub struct UpstreamError {
+    pub source_name: SourceName,
+    pub failure: UpstreamFailure,
+}
+
+impl UpstreamError {
+    pub fn new(source_name: &SourceName, failure: UpstreamFailure) -> Self {
+        Self { source_name: source_name.clone(), failure }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum UpstreamFailure {
+    #[error("upstream rejected the credentials")]
+    Unauthorized,
+    #[error("upstream denied access to this resource")]
+    Forbidden,
+    #[error("upstream rejected the request as invalid")]
+    Rejected,
+    #[error("upstream has no such resource")]
+    NotFound,
+    #[error("upstream rate limit reached")]
+    RateLimited { retry_after: Option<Duration> },
+    #[error("upstream did not answer in time")]
+    Timeout,
+    #[error("upstream is unavailable")]
+    Unavailable,
+    #[error("upstream sent a response that could not be read")]
+    BadResponse,
+    #[error("upstream does not support this operation")]
+    NotSupported,
+    #[error("upstream page token expired or is invalid")]
+    PageTokenInvalid,
+    #[error("credentials for this source are missing")]
+    MissingCredentials,
+}
+
+impl UpstreamFailure {
+    /// Worth another attempt for an idempotent call: the same request may
+    /// succeed later, unlike an auth or validation failure.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Self::Timeout | Self::Unavailable | Self::RateLimited { .. })
+    }
+}

@@ -1,0 +1,36 @@
+//! Shared HTTP mechanics for every connector: the client (timeouts, retries,
+//! capped reads, no redirects), per-caller credentials and their
+//! fingerprints, and the error type connectors return.
+
+pub mod auth;
+pub mod client;
+pub mod error;
+
+pub use auth::{Credentials, Fingerprint, FingerprintKey};
+pub use client::{Call, HttpPolicy, UpstreamClient};
+pub use error::{UpstreamError, UpstreamFailure};
+
+use url::Url;
+
+/// `base` with `segments` appended, each percent-encoded as one path segment,
+/// so no caller-supplied id can add a path level or change the host.
+pub fn endpoint(base: &Url, segments: &[&str]) -> Url {
+    let mut url = base.clone();
+    if let Ok(mut path) = url.path_segments_mut() {
+        path.pop_if_empty().extend(segments);
+    }
+    url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoint_encodes_each_segment() {
+        let base = Url::parse("http://127.0.0.1:1/api/").unwrap();
+        let url = endpoint(&base, &["wms", "inventory", "../../x?y=1#z"]);
+        assert_eq!(url.as_str(), "http://127.0.0.1:1/api/wms/inventory/..%2F..%2Fx%3Fy=1%23z");
+        assert_eq!(url.host_str(), Some("127.0.0.1"));
+    }
+}

@@ -1,0 +1,222 @@
+// Real-browser test of the self-hosted GraphiQL page.
+//
+// Starts the gateway binary (LEDGER_GATEWAY_BIN, default
+// target/debug/ledger-gateway under the repo root), opens its root page in
+// Debian's chromium (CHROMIUM_PATH, default /usr/bin/chromium) through
+// playwright-core, checks GraphiQL renders with no request leaving the
+// gateway's origin, runs the default query and checks demo entries come back.
+//
+// Run with tests/browser/run.sh, or: node --test tests/browser/*.test.mjs
+
+import { after, before, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO_ROOT = path.resolve(HERE, '..', '..');
+const ARTIFACTS = path.join(HERE, 'artifacts');
+const GATEWAY_BIN = path.resolve(
+  REPO_ROOT,
+  process.env.LEDGER_GATEWAY_BIN || 'target/debug/ledger-gateway',
+);
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+
+const STARTUP_TIMEOUT_MS = 60_000;
+const STEP_TIMEOUT_MS = 30_000;
+const LISTENING_RE = /listening.*addr=(\S+)/;
+
+let gateway; // ChildProcess
+let gatewayLog = []; // recent stdout/stderr lines, for failure messages
+let addr; // "127.0.0.1:PORT"
+let browser;
+
+function recentLog() {
+  return gatewayLog.slice(-40).join('\n');
+}
+
+function withTimeout(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function startGateway() {
+  return new Promise((resolve, reject) => {
+    const child = spawn(GATEWAY_BIN, ['serve', '--listen', '127.0.0.1:0'], {
+      cwd: REPO_ROOT,
+      env: { ...process.env, RUST_LOG: 'info', NO_COLOR: '1' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    gateway = child;
+    let settled = false;
+    const timer = setTimeout(() => {
+      fail(new Error(`gateway did not log "listening … addr=" within ${STARTUP_TIMEOUT_MS} ms`));
+    }, STARTUP_TIMEOUT_MS);
+    function fail(err) {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      reject(new Error(`${err.message}\n--- gateway output ---\n${recentLog()}`));
+    }
+    function onLine(line) {
+      gatewayLog.push(line);
+      if (gatewayLog.length > 500) gatewayLog = gatewayLog.slice(-200);
+      const m = LISTENING_RE.exec(line);
+      if (m && !settled) {
+        settled = true;
+        clearTimeout(timer);
+        // Tolerate a quoted or comma-terminated field value.
+        resolve(m[1].replace(/^["']|["',]+$/g, ''));
+      }
+    }
+    createInterface({ input: child.stdout }).on('line', onLine);
+    createInterface({ input: child.stderr }).on('line', onLine);
+    child.on('error', (err) => fail(new Error(`cannot start ${GATEWAY_BIN}: ${err.message}`)));
+    child.on('exit', (code, signal) =>
+      fail(new Error(`gateway exited early (code ${code}, signal ${signal})`)),
+    );
+  });
+}
+
+async function stopGateway() {
+  const child = gateway;
+  gateway = undefined;
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  child.kill('SIGTERM');
+  try {
+    await withTimeout(exited, 5_000, 'gateway exit after SIGTERM');
+  } catch {
+    child.kill('SIGKILL');
+    await withTimeout(exited, 5_000, 'gateway exit after SIGKILL').catch(() => {});
+  }
+}
+
+// Last resort if the runner dies before `after` runs.
+process.on('exit', () => {
+  if (gateway && gateway.exitCode === null) gateway.kill('SIGKILL');
+});
+
+before(async () => {
+  addr = await startGateway();
+  browser = await withTimeout(
+    chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      timeout: STARTUP_TIMEOUT_MS,
+      args: [
+        '--no-sandbox',
+        '--disable-background-networking',
+        '--disable-gpu',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+      ],
+    }),
+    STARTUP_TIMEOUT_MS + 5_000,
+    `launch ${CHROMIUM}`,
+  );
+}, { timeout: 2 * STARTUP_TIMEOUT_MS + 10_000 });
+
+after(async () => {
+  try {
+    if (browser) await withTimeout(browser.close(), 10_000, 'browser.close()').catch(() => {});
+  } finally {
+    browser = undefined;
+    await stopGateway();
+  }
+}, { timeout: 30_000 });
+
+/** Full text of the GraphiQL result pane (CodeMirror 5 only renders visible lines). */
+async function resultText(page) {
+  return page.evaluate(() => {
+    const el = document.querySelector('.graphiql-response .CodeMirror');
+    if (el && el.CodeMirror) return el.CodeMirror.getValue();
+    const pane = document.querySelector('.graphiql-response');
+    return pane ? pane.innerText : '';
+  });
+}
+
+test('GraphiQL is served offline and runs the default query', { timeout: 180_000 }, async () => {
+  const origin = `http://${addr}`;
+  const context = await browser.newContext({ viewport: { width: 1400, height: 900 } });
+  const page = await context.newPage();
+  page.setDefaultTimeout(STEP_TIMEOUT_MS);
+  page.setDefaultNavigationTimeout(STEP_TIMEOUT_MS);
+
+  const requests = [];
+  const foreign = [];
+  const pageErrors = [];
+  const consoleErrors = [];
+  context.on('request', (req) => {
+    const url = req.url();
+    requests.push(`${req.method()} ${url}`);
+    const { protocol, host } = new URL(url);
+    if (protocol !== 'data:' && protocol !== 'blob:' && host !== addr) foreign.push(url);
+  });
+  // Never let a stray request actually leave the machine; it is recorded above.
+  await context.route(
+    (url) => url.protocol.startsWith('http') && url.host !== addr,
+    (route) => route.abort('blockedbyclient'),
+  );
+  page.on('pageerror', (err) => pageErrors.push(String(err)));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') consoleErrors.push(msg.text());
+  });
+
+  const diagnostics = () =>
+    `\n--- requests ---\n${requests.join('\n')}` +
+    `\n--- page errors ---\n${pageErrors.join('\n')}` +
+    `\n--- console errors ---\n${consoleErrors.join('\n')}` +
+    `\n--- gateway output ---\n${recentLog()}`;
+
+  try {
+    const response = await page.goto(`${origin}/`, { waitUntil: 'load' });
+    assert.ok(response, 'no response for /');
+    assert.equal(response.status(), 200, `GET / -> ${response.status()}${diagnostics()}`);
+    assert.match(response.headers()['content-type'] ?? '', /text\/html/);
+
+    await page.locator('.graphiql-container').waitFor({ state: 'visible' });
+    await page.locator('.graphiql-query-editor .CodeMirror').first().waitFor({ state: 'visible' });
+    assert.equal(await page.title(), 'ledger-gateway');
+
+    const execute = page.locator('.graphiql-execute-button');
+    await execute.waitFor({ state: 'visible' });
+    await execute.click();
+
+    let text = '';
+    const deadline = Date.now() + STEP_TIMEOUT_MS;
+    const wanted = (t) =>
+      t.includes('"ledgerEntries"') && t.includes('"edges"') && /"id"\s*:\s*"trackstar:/.test(t);
+    while (!wanted(text)) {
+      if (Date.now() > deadline) {
+        assert.fail(`result pane never showed ledgerEntries/edges/trackstar: ids; it shows:\n${text}${diagnostics()}`);
+      }
+      await page.waitForTimeout(250);
+      text = await resultText(page);
+    }
+
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: path.join(ARTIFACTS, 'graphiql.png'), timeout: STEP_TIMEOUT_MS });
+
+    assert.deepEqual(foreign, [], `requests left the gateway (${addr})${diagnostics()}`);
+    assert.deepEqual(pageErrors, [], `uncaught errors in the page${diagnostics()}`);
+    const cspViolations = consoleErrors.filter((m) => /Content Security Policy/i.test(m));
+    assert.deepEqual(cspViolations, [], `CSP violations${diagnostics()}`);
+  } catch (err) {
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page
+      .screenshot({ path: path.join(ARTIFACTS, 'graphiql-failure.png'), timeout: 10_000 })
+      .catch(() => {});
+    throw err;
+  } finally {
+    await withTimeout(context.close(), 10_000, 'context.close()').catch(() => {});
+  }
+});
