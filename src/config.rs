@@ -159,7 +159,8 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         let limits = &self.limits;
-        if limits.max_page_size == 0 || limits.default_page_size == 0 || limits.default_page_size > limits.max_page_size {
+        if limits.max_page_size == 0 || limits.default_page_size == 0 || limits.default_page_size > limits.max_page_size
+        {
             return Err(ConfigError::Invalid {
                 key: "limits.default_page_size",
                 message: "must be between 1 and limits.max_page_size".into(),

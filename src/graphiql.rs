@@ -97,16 +97,10 @@ fn asset(body: &'static [u8], content_type: &'static str) -> impl IntoResponse {
 pub fn assets_router() -> Router {
     Router::new()
         .route(GRAPHIQL_JS_PATH, get(|| async { asset(GRAPHIQL_JS, JS) }))
-        .route(
-            GRAPHIQL_CSS_PATH,
-            get(|| async { asset(GRAPHIQL_CSS, CSS) }),
-        )
+        .route(GRAPHIQL_CSS_PATH, get(|| async { asset(GRAPHIQL_CSS, CSS) }))
         .route(REACT_JS_PATH, get(|| async { asset(REACT_JS, JS) }))
         .route(REACT_DOM_JS_PATH, get(|| async { asset(REACT_DOM_JS, JS) }))
-        .route(
-            INIT_JS_PATH,
-            get(|| async { asset(INIT_JS.as_bytes(), JS) }),
-        )
+        .route(INIT_JS_PATH, get(|| async { asset(INIT_JS.as_bytes(), JS) }))
 }
 
 /// Serialises `value` as JSON that is safe inside an HTML `<script>` element:
@@ -114,11 +108,7 @@ pub fn assets_router() -> Router {
 /// nor `<!--` can appear. These characters only ever occur inside JSON
 /// strings, where the escapes are valid and decode to the same text.
 fn script_safe_json(value: &serde_json::Value) -> String {
-    value
-        .to_string()
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
+    value.to_string().replace('<', "\\u003c").replace('>', "\\u003e").replace('&', "\\u0026")
 }
 
 /// The GraphiQL page: loads the self-hosted assets (paths relative to the
@@ -176,8 +166,7 @@ mod tests {
         let Html(html) = page("/graphql", query);
         assert!(html.contains("<title>ledger-gateway</title>"));
         assert!(html.contains(r#""endpoint":"/graphql""#));
-        assert!(html
-            .contains(r#""defaultQuery":"{\n  ledgerEntries(first: 10) { edges { cursor } }\n}""#));
+        assert!(html.contains(r#""defaultQuery":"{\n  ledgerEntries(first: 10) { edges { cursor } }\n}""#));
         let config = embedded_config(&html);
         assert_eq!(config["endpoint"], "/graphql");
         assert_eq!(config["defaultQuery"], query);
@@ -186,17 +175,8 @@ mod tests {
     #[test]
     fn page_loads_only_local_assets() {
         let Html(html) = page("/graphql", "{ __typename }");
-        for path in [
-            GRAPHIQL_CSS_PATH,
-            REACT_JS_PATH,
-            REACT_DOM_JS_PATH,
-            GRAPHIQL_JS_PATH,
-            INIT_JS_PATH,
-        ] {
-            assert!(
-                html.contains(&format!(r#""{path}""#)),
-                "{path} not referenced"
-            );
+        for path in [GRAPHIQL_CSS_PATH, REACT_JS_PATH, REACT_DOM_JS_PATH, GRAPHIQL_JS_PATH, INIT_JS_PATH] {
+            assert!(html.contains(&format!(r#""{path}""#)), "{path} not referenced");
         }
         assert!(!html.contains("http://") && !html.contains("https://"));
         assert!(!html.contains("//unpkg") && !html.contains("//cdn"));
@@ -237,21 +217,12 @@ mod tests {
             (INIT_JS_PATH, JS, INIT_JS.as_bytes()),
         ];
         for (path, content_type, expected) in cases {
-            let response = assets_router()
-                .oneshot(Request::get(path).body(Body::empty()).unwrap())
-                .await
-                .unwrap();
+            let response = assets_router().oneshot(Request::get(path).body(Body::empty()).unwrap()).await.unwrap();
             assert_eq!(response.status(), StatusCode::OK, "{path}");
             let headers = response.headers();
             assert_eq!(headers[header::CONTENT_TYPE], content_type, "{path}");
-            assert_eq!(
-                headers[header::CACHE_CONTROL],
-                "public, max-age=86400",
-                "{path}"
-            );
-            let body = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap();
+            assert_eq!(headers[header::CACHE_CONTROL], "public, max-age=86400", "{path}");
+            let body = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
             assert!(!expected.is_empty(), "{path}");
             assert_eq!(&body[..], expected, "{path}");
         }
@@ -259,14 +230,8 @@ mod tests {
 
     #[tokio::test]
     async fn unknown_asset_is_404() {
-        let response = assets_router()
-            .oneshot(
-                Request::get("/graphiql/missing.js")
-                    .body(Body::empty())
-                    .unwrap(),
-            )
-            .await
-            .unwrap();
+        let response =
+            assets_router().oneshot(Request::get("/graphiql/missing.js").body(Body::empty()).unwrap()).await.unwrap();
         assert_eq!(response.status(), StatusCode::NOT_FOUND);
     }
 }

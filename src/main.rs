@@ -43,7 +43,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         None
     };
     let app = ledger_gateway::app(&config).map_err(|e| e.to_string())?;
-    let listener = tokio::net::TcpListener::bind(config.server.listen).await.map_err(|e| format!("listen on {}: {e}", config.server.listen))?;
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|e| format!("listen on {}: {e}", config.server.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     info!(%addr, "listening");
     info!(url = %format!("http://{addr}/"), "GraphiQL ready: open this in a browser");

@@ -47,7 +47,9 @@ pub fn router(schema: LedgerSchema, registry: Arc<Registry>, config: &Config) ->
         .layer(TraceLayer::new_for_http())
         // A panicking resolver fails its own request with a 500; the server
         // keeps serving everyone else.
-        .layer(CatchPanicLayer::custom(|_| graphql_error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error")))
+        .layer(CatchPanicLayer::custom(|_| {
+            graphql_error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error")
+        }))
 }
 
 fn wants_html(headers: &HeaderMap) -> bool {
@@ -72,7 +74,13 @@ async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery
     }
     let request = match parse_query_string(&query) {
         Ok(request) => request,
-        Err(error) => return graphql_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", &format!("invalid GraphQL GET request: {error}")),
+        Err(error) => {
+            return graphql_error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                &format!("invalid GraphQL GET request: {error}"),
+            )
+        }
     };
     execute(&state, &headers, BatchRequest::Single(request)).await
 }
@@ -83,15 +91,25 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let media_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
     if media_type != "application/json" && media_type != GRAPHQL_RESPONSE_JSON {
-        return graphql_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "UNSUPPORTED_MEDIA_TYPE", "POST /graphql needs Content-Type: application/json");
+        return graphql_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "UNSUPPORTED_MEDIA_TYPE",
+            "POST /graphql needs Content-Type: application/json",
+        );
     }
     let batch: BatchRequest = match serde_json::from_slice(&body) {
         Ok(batch) => batch,
-        Err(_) => return graphql_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "request body is not a GraphQL JSON request"),
+        Err(_) => {
+            return graphql_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "request body is not a GraphQL JSON request")
+        }
     };
     if let BatchRequest::Batch(requests) = &batch {
         if requests.is_empty() || requests.len() > MAX_BATCH {
-            return graphql_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", &format!("a batch holds 1 to {MAX_BATCH} operations"));
+            return graphql_error(
+                StatusCode::BAD_REQUEST,
+                "BAD_REQUEST",
+                &format!("a batch holds 1 to {MAX_BATCH} operations"),
+            );
         }
     }
     execute(&state, &headers, batch).await

@@ -98,8 +98,15 @@ pub enum Field {
 }
 
 impl Field {
-    pub const ALL: [Field; 7] =
-        [Field::EntryDate, Field::UpdatedAt, Field::EventTypes, Field::Skus, Field::ItemIds, Field::LocationIds, Field::Ids];
+    pub const ALL: [Field; 7] = [
+        Field::EntryDate,
+        Field::UpdatedAt,
+        Field::EventTypes,
+        Field::Skus,
+        Field::ItemIds,
+        Field::LocationIds,
+        Field::Ids,
+    ];
 }
 
 impl SourceFilter {
@@ -140,7 +147,9 @@ impl SourceFilter {
             && within(&self.skus, entry.sku.as_ref())
             && within(&self.item_refs, entry.item_ref.as_ref())
             && self.location_ids.as_ref().is_none_or(|set| {
-                [&entry.location_id, &entry.warehouse_id].iter().any(|id| id.as_ref().is_some_and(|id| set.contains(id)))
+                [&entry.location_id, &entry.warehouse_id]
+                    .iter()
+                    .any(|id| id.as_ref().is_some_and(|id| set.contains(id)))
             })
             && within(&self.ids, Some(&entry.native_id))
     }

@@ -42,15 +42,17 @@ pub fn merge(
     all.sort_by_cached_key(LedgerEntry::sort_key);
     let has_next_page = more_in_sources || all.len() > first;
     all.truncate(first);
-    let held: BTreeMap<String, Option<SortKey>> = failed
-        .iter()
-        .map(|source| (source.clone(), previous.and_then(|c| c.position_for(source).cloned())))
-        .collect();
+    let held: BTreeMap<String, Option<SortKey>> =
+        failed.iter().map(|source| (source.clone(), previous.and_then(|c| c.position_for(source).cloned()))).collect();
     let edges = all
         .into_iter()
         .map(|entry| {
-            let cursor =
-                Cursor { filter: filter_digest.to_owned(), after: entry.sort_key(), held: held.clone(), hints: hints.clone() };
+            let cursor = Cursor {
+                filter: filter_digest.to_owned(),
+                after: entry.sort_key(),
+                held: held.clone(),
+                hints: hints.clone(),
+            };
             (entry, cursor.encode())
         })
         .collect();

@@ -147,7 +147,8 @@ mod tests {
 
     #[test]
     fn native_fields_leave_the_residual_and_others_stay() {
-        let filter = LedgerFilter { skus: set(&["A"]), event_types: Some([EventType::Receipt].into()), ..Default::default() };
+        let filter =
+            LedgerFilter { skus: set(&["A"]), event_types: Some([EventType::Receipt].into()), ..Default::default() };
         let plan = plan("t", &capabilities(), &filter).unwrap();
         assert_eq!(plan.residual.skus, set(&["A"]));
         assert_eq!(plan.residual.event_types, None);
@@ -169,7 +170,11 @@ mod tests {
 
     #[test]
     fn ids_that_override_other_filters_move_them_to_the_residual() {
-        let filter = LedgerFilter { ids: set(&["t:1", "x:2"]), event_types: Some([EventType::Receipt].into()), ..Default::default() };
+        let filter = LedgerFilter {
+            ids: set(&["t:1", "x:2"]),
+            event_types: Some([EventType::Receipt].into()),
+            ..Default::default()
+        };
         let plan = plan("t", &capabilities(), &filter).unwrap();
         assert_eq!(plan.filter.ids, set(&["1"]));
         assert_eq!(plan.residual.ids, None);

@@ -48,8 +48,18 @@ pub fn instant_in_year(rng: &mut SmallRng, anchor: DateTime<Utc>) -> DateTime<Ut
 }
 
 pub const WAREHOUSE_NAMES: [&str; 12] = [
-    "Berlin Hub", "Lyon North", "Rotterdam Port", "Milan DC", "Warsaw East", "Madrid Sur", "Dublin Docks", "Oslo Fjord",
-    "Prague Central", "Vienna West", "Lisbon Bay", "Zurich Alpine",
+    "Berlin Hub",
+    "Lyon North",
+    "Rotterdam Port",
+    "Milan DC",
+    "Warsaw East",
+    "Madrid Sur",
+    "Dublin Docks",
+    "Oslo Fjord",
+    "Prague Central",
+    "Vienna West",
+    "Lisbon Bay",
+    "Zurich Alpine",
 ];
 
 pub const PRODUCT_WORDS: [&str; 16] = [

@@ -1,7 +1,8 @@
 //! The mock upstreams as a library: each upstream's wire format (auth,
 //! pagination, filters, error bodies) over deterministic data, mounted under
 //! `/<upstream>/` on one loopback server. `GET /__mock/stats` counts requests
-//! per upstream and route; `POST /__mock/reset` zeroes the counts.
+//! per upstream and route, `GET /__mock/requests` lists the requests received
+//! (method, path, decoded query), `POST /__mock/reset` clears both.
 
 pub mod fixtures;
 pub mod trackstar;
@@ -31,16 +32,36 @@ pub struct Stats {
     pub by_upstream: BTreeMap<String, u64>,
 }
 
+/// One request as the mock received it (headers left out: they hold secrets).
+#[derive(Clone, Debug, Serialize)]
+pub struct RecordedRequest {
+    pub method: String,
+    /// The path as sent, e.g. `/trackstar/wms/inventory/ledger`.
+    pub path: String,
+    /// The decoded query parameters, in order.
+    pub query: Vec<(String, String)>,
+}
+
+/// How many recent requests the mock remembers.
+const RECORDED_REQUESTS: usize = 2000;
+
 /// Shared by every dialect's handlers.
 #[derive(Debug)]
 pub struct MockState {
     pub options: MockOptions,
     stats: Mutex<Stats>,
+    requests: Mutex<std::collections::VecDeque<RecordedRequest>>,
     pub trackstar: trackstar::TrackstarMock,
 }
 
 impl MockState {
-    fn record(&self, method: &str, route: &str) {
+    fn record(&self, method: &str, route: &str, request: RecordedRequest) {
+        let mut requests = self.requests.lock().unwrap_or_else(|p| p.into_inner());
+        if requests.len() == RECORDED_REQUESTS {
+            requests.pop_front();
+        }
+        requests.push_back(request);
+        drop(requests);
         let mut stats = self.stats.lock().unwrap_or_else(|p| p.into_inner());
         stats.total += 1;
         *stats.by_route.entry(format!("{method} {route}")).or_default() += 1;
@@ -54,6 +75,12 @@ impl MockState {
 
     pub fn reset(&self) {
         *self.stats.lock().unwrap_or_else(|p| p.into_inner()) = Stats::default();
+        self.requests.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+
+    /// The requests received since the last reset, oldest first.
+    pub fn requests(&self) -> Vec<RecordedRequest> {
+        self.requests.lock().unwrap_or_else(|p| p.into_inner()).iter().cloned().collect()
     }
 }
 
@@ -84,6 +111,7 @@ impl Mock {
             trackstar: trackstar::TrackstarMock::new(options.clone()),
             options,
             stats: Mutex::default(),
+            requests: Mutex::default(),
         });
         let app = router(state.clone());
         let task = tokio::spawn(async move {
@@ -111,14 +139,27 @@ pub fn router(state: Arc<MockState>) -> Router {
         .nest("/trackstar", trackstar::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), count_request))
         .route("/__mock/stats", get(stats))
+        .route("/__mock/requests", get(requests))
         .route("/__mock/reset", post(reset))
         .with_state(state)
 }
 
 async fn count_request(State(state): State<Arc<MockState>>, request: Request, next: Next) -> Response {
-    let route = request.extensions().get::<MatchedPath>().map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned());
-    state.record(request.method().as_str(), &route);
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| request.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let recorded = RecordedRequest {
+        method: request.method().to_string(),
+        path: request.uri().path().to_owned(),
+        query: url::form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes()).into_owned().collect(),
+    };
+    state.record(request.method().as_str(), &route, recorded);
     next.run(request).await
+}
+
+async fn requests(State(state): State<Arc<MockState>>) -> Json<Vec<RecordedRequest>> {
+    Json(state.requests())
 }
 
 async fn stats(State(state): State<Arc<MockState>>) -> Json<Stats> {

@@ -31,7 +31,8 @@ pub const ACCESS_TOKEN: &str = "demo-trackstar-token";
 
 pub const EVENT_TYPES: [&str; 7] =
     ["adjustment", "return_receipt", "inbound_receipt", "order_shipment", "supplier_return", "movement", "other"];
-const DATE_FIELDS: [&str; 5] = ["created_date", "updated_date", "trackstar_created_date", "trackstar_updated_date", "entry_date"];
+const DATE_FIELDS: [&str; 5] =
+    ["created_date", "updated_date", "trackstar_created_date", "trackstar_updated_date", "entry_date"];
 const MAX_LIMIT: usize = 1000;
 
 pub fn source_config(base_url: Url) -> SourceConfig {
@@ -104,7 +105,15 @@ impl TenantData {
                 name: fixtures::product_name(&mut rng, n),
             })
             .collect();
-        let mut by_date: Vec<Arc<Row>> = (0..options.entries).map(|_| Arc::new(random_row(&mut rng, options, items.len()))).collect();
+        let mut rows: Vec<Row> = (0..options.entries).map(|_| random_row(&mut rng, options, items.len())).collect();
+        // Bulk postings book several lines in the same second: ties in
+        // entry_date are normal and must page cleanly.
+        for i in 1..rows.len() {
+            if rng.random_bool(0.1) {
+                rows[i].entry_date = rows[i - 1].entry_date;
+            }
+        }
+        let mut by_date: Vec<Arc<Row>> = rows.into_iter().map(Arc::new).collect();
         by_date.sort_by(|a, b| a.entry_date.cmp(&b.entry_date).then_with(|| a.id.cmp(&b.id)));
         let mut by_id = by_date.clone();
         by_id.sort_by(|a, b| a.id.cmp(&b.id));
@@ -116,7 +125,8 @@ fn random_row(rng: &mut rand::rngs::SmallRng, options: &MockOptions, items: usiz
     let entry_date = fixtures::instant_in_year(rng, options.anchor);
     let event_type = EVENT_TYPES[rng.random_range(0..EVENT_TYPES.len())];
     let magnitude = rng.random_range(1..=50);
-    let outbound = matches!(event_type, "order_shipment" | "supplier_return") || (event_type != "inbound_receipt" && rng.random_bool(0.4));
+    let outbound = matches!(event_type, "order_shipment" | "supplier_return")
+        || (event_type != "inbound_receipt" && rng.random_bool(0.4));
     let object = match event_type {
         "order_shipment" => Some(("order", format!("ord_{}", fixtures::hex_id(rng, 8)))),
         "inbound_receipt" => Some(("inbound_shipment", format!("ibs_{}", fixtures::hex_id(rng, 8)))),
@@ -181,7 +191,10 @@ fn unauthorized() -> Response {
 }
 
 fn invalid(field: &str, message: &str) -> Response {
-    error(StatusCode::UNPROCESSABLE_ENTITY, json!({"error": "Validation error", "detail": {"query": {field: [message]}}}))
+    error(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        json!({"error": "Validation error", "detail": {"query": {field: [message]}}}),
+    )
 }
 
 /// The tenant for a request's headers, or the 401 Trackstar sends.
@@ -219,9 +232,11 @@ fn parse_query(raw: Option<&str>) -> Result<LedgerQuery, Response> {
     for (key, value) in url::form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
         match key.as_ref() {
             "limit" => {
-                query.limit = value.parse().ok().filter(|l| (1..=MAX_LIMIT).contains(l)).ok_or_else(|| {
-                    invalid("limit", "ensure this value is between 1 and 1000")
-                })?
+                query.limit = value
+                    .parse()
+                    .ok()
+                    .filter(|l| (1..=MAX_LIMIT).contains(l))
+                    .ok_or_else(|| invalid("limit", "ensure this value is between 1 and 1000"))?
             }
             "page_token" => {
                 let decoded = URL_SAFE_NO_PAD.decode(value.as_bytes()).ok().and_then(|b| String::from_utf8(b).ok());
@@ -253,7 +268,8 @@ fn parse_condition(key: &str, value: &str) -> Result<Condition, Response> {
     if DATE_FIELDS.contains(&field) && values().any(|v| parse_date(v).is_none()) {
         return Err(invalid(field, "date must be formatted YYYY-MM-DDTHH:MM:SSZ"));
     }
-    if field == "event_type" && matches!(op, "eq" | "neq" | "in" | "nin") && values().any(|v| !EVENT_TYPES.contains(&v)) {
+    if field == "event_type" && matches!(op, "eq" | "neq" | "in" | "nin") && values().any(|v| !EVENT_TYPES.contains(&v))
+    {
         return Err(invalid(field, "not a valid event type"));
     }
     Ok(Condition { field: field.to_owned(), op: op.to_owned(), value: value.to_owned() })

@@ -67,7 +67,10 @@ impl LedgerEntryFilter {
             return Err(format!("filter.{name} takes at most {MAX_FILTER_VALUES} values"));
         }
         if let Some(unknown) = self.sources.iter().flatten().find(|s| !known_sources.contains(&s.as_str())) {
-            return Err(format!("filter.sources: unknown source {unknown:?}; configured sources: {}", known_sources.join(", ")));
+            return Err(format!(
+                "filter.sources: unknown source {unknown:?}; configured sources: {}",
+                known_sources.join(", ")
+            ));
         }
         let set = |values: Option<Vec<String>>| values.map(|v| v.into_iter().collect::<BTreeSet<_>>());
         let ids = |values: Option<Vec<ID>>| values.map(|v| v.into_iter().map(|id| id.0).collect::<BTreeSet<_>>());

@@ -68,7 +68,9 @@ impl Query {
         }
         let fields = LedgerEntryConnectionFields { filter: Arc::new(filter) };
         let mut connection = Connection::with_additional_fields(cursor.is_some(), page.merged.has_next_page, fields);
-        connection.edges.extend(page.merged.edges.into_iter().map(|(entry, cursor)| Edge::new(cursor, LedgerEntry(entry))));
+        connection
+            .edges
+            .extend(page.merged.edges.into_iter().map(|(entry, cursor)| Edge::new(cursor, LedgerEntry(entry))));
         Ok(connection)
     }
 
@@ -95,8 +97,8 @@ fn page_size(first: Option<i32>, limits: &LimitsConfig) -> Result<usize> {
 async fn find_entry(ctx: &Context<'_>, id: &ID) -> Result<Option<LedgerEntry>> {
     let registry = ctx.data::<Arc<Registry>>()?;
     let caller = ctx.data::<Caller>()?;
-    let (source, native) =
-        split_global_id(id).ok_or_else(|| bad_input(format!("id {:?} is not of the form <source>:<native id>", id.as_str())))?;
+    let (source, native) = split_global_id(id)
+        .ok_or_else(|| bad_input(format!("id {:?} is not of the form <source>:<native id>", id.as_str())))?;
     match registry.entry(caller, source, native).await {
         Ok(entry) => Ok(entry.map(LedgerEntry)),
         Err(e) if e.failure == crate::upstream::UpstreamFailure::NotFound => Ok(None),

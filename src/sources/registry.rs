@@ -124,18 +124,21 @@ impl Registry {
 
     /// Resolves every source's credentials for one request.
     pub fn caller(&self, headers: &HeaderMap) -> Caller {
-        let credentials = self
-            .sources
-            .iter()
-            .map(|r| (r.source.name().clone(), r.credentials.resolve(&self.key, headers)))
-            .collect();
+        let credentials =
+            self.sources.iter().map(|r| (r.source.name().clone(), r.credentials.resolve(&self.key, headers))).collect();
         Caller { credentials }
     }
 
     /// The first `first` entries after `after`, merged across sources. A
     /// failing source costs its entries on this page, not the page.
     #[instrument(skip_all, fields(first))]
-    pub async fn ledger_page(&self, caller: &Caller, filter: &LedgerFilter, after: Option<&Cursor>, first: usize) -> LedgerPage {
+    pub async fn ledger_page(
+        &self,
+        caller: &Caller,
+        filter: &LedgerFilter,
+        after: Option<&Cursor>,
+        first: usize,
+    ) -> LedgerPage {
         let fetches = self.sources().filter_map(|source| {
             let name = source.name().as_str();
             let plan = plan(name, source.capabilities(), filter)?;
@@ -160,7 +163,12 @@ impl Registry {
     }
 
     /// One entry by global id; `Ok(None)` when no source has it.
-    pub async fn entry(&self, caller: &Caller, source: &str, native_id: &str) -> Result<Option<LedgerEntry>, UpstreamError> {
+    pub async fn entry(
+        &self,
+        caller: &Caller,
+        source: &str,
+        native_id: &str,
+    ) -> Result<Option<LedgerEntry>, UpstreamError> {
         let Some(source) = self.get(source) else { return Ok(None) };
         source.entry(caller.credentials(source.name())?, native_id).await
     }

@@ -116,7 +116,8 @@ impl UpstreamClient {
     }
 
     async fn attempt(&self, call: &Call) -> Result<Vec<u8>, UpstreamFailure> {
-        let request = self.http.get(call.url.clone()).headers(call.headers.clone()).timeout(self.policy.request_timeout);
+        let request =
+            self.http.get(call.url.clone()).headers(call.headers.clone()).timeout(self.policy.request_timeout);
         let response = request.send().await.map_err(|e| self.transport_failure(call, &e))?;
         let status = response.status();
         metrics::counter!("upstream_requests_total", "source" => self.source.to_string(), "route" => call.route, "status" => status.as_u16().to_string()).increment(1);

@@ -1,1 +1,11 @@
+//! The one integration test binary: the real server on loopback, the mock
+//! upstreams over real HTTP.
 
+mod helpers;
+
+/// Errors: cursor misuse, bad input, upstream failures, all with codes.
+mod errors;
+/// GraphQL over HTTP: methods, media types, GraphiQL, health, schema drift.
+mod http;
+/// Paging the merged ledger: exactly once, newest first, every filter.
+mod ledger_entries;

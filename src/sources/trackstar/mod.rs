@@ -21,7 +21,6 @@ use crate::model::{EventType, LedgerEntry, SourceKind, SourceName};
 use crate::upstream::{endpoint, Call, Credentials, UpstreamClient, UpstreamError, UpstreamFailure};
 use records::{LedgerRecord, ListEnvelope};
 
-
 pub const CREDENTIAL_FIELDS: &[&str] = &["api_key", "access_token"];
 /// Trackstar rejects `ids[in]` lists longer than this with a 422.
 const MAX_IDS_PER_CALL: usize = 100;
@@ -72,7 +71,13 @@ impl Trackstar {
         }
     }
 
-    fn call(&self, credentials: &Credentials, route: &'static str, path: &[&str], params: &[(String, String)]) -> Result<Call, UpstreamError> {
+    fn call(
+        &self,
+        credentials: &Credentials,
+        route: &'static str,
+        path: &[&str],
+        params: &[(String, String)],
+    ) -> Result<Call, UpstreamError> {
         let mut url = endpoint(&self.base_url, path);
         url.query_pairs_mut().extend_pairs(params);
         Ok(Call { route, url, headers: self.auth_headers(credentials)? })
@@ -90,7 +95,11 @@ impl Trackstar {
         Ok(headers)
     }
 
-    async fn ledger_page(&self, credentials: &Credentials, params: &[(String, String)]) -> Result<ListEnvelope<LedgerRecord>, UpstreamError> {
+    async fn ledger_page(
+        &self,
+        credentials: &Credentials,
+        params: &[(String, String)],
+    ) -> Result<ListEnvelope<LedgerRecord>, UpstreamError> {
         let call = self.call(credentials, "ledger", &["wms", "inventory", "ledger"], params)?;
         self.client.get_json(&call).await
     }
