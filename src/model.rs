@@ -157,6 +157,82 @@ impl LedgerEntry {
     }
 }
 
+/// An amount of money, exact, in `currency` when the source states one.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Money {
+    pub amount: Decimal,
+    pub currency: Option<String>,
+}
+
+/// Stock of one item at one location.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StockLevel {
+    /// Native id of the item.
+    pub item_ref: String,
+    /// Native id of the location (warehouse, store or bin).
+    pub location_ref: String,
+    pub on_hand: Option<Decimal>,
+    pub available: Option<Decimal>,
+    pub reserved: Option<Decimal>,
+}
+
+/// A stock-keeping item, in the unified shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub source: SourceName,
+    pub source_kind: SourceKind,
+    pub native_id: String,
+    pub sku: Option<String>,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub barcode: Option<String>,
+    pub unit: Option<String>,
+    pub cost: Option<Money>,
+    pub price: Option<Money>,
+    pub active: Option<bool>,
+    pub on_hand: Option<Decimal>,
+    pub available: Option<Decimal>,
+    pub reserved: Option<Decimal>,
+    pub stock_levels: Vec<StockLevel>,
+}
+
+/// What kind of place a location is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, async_graphql::Enum)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LocationKind {
+    /// A building holding stock.
+    Warehouse,
+    /// A shop or other selling point holding stock.
+    Store,
+    /// A bin or shelf inside a warehouse.
+    Bin,
+}
+
+/// A postal address, as far as the source knows it.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Address {
+    pub line1: Option<String>,
+    pub line2: Option<String>,
+    pub city: Option<String>,
+    pub region: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+}
+
+/// A place stock is kept, in the unified shape.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Location {
+    pub source: SourceName,
+    pub source_kind: SourceKind,
+    pub native_id: String,
+    pub name: Option<String>,
+    pub code: Option<String>,
+    pub kind: LocationKind,
+    pub address: Option<Address>,
+    /// Native id of the enclosing location (a bin's warehouse).
+    pub parent_ref: Option<String>,
+}
+
 /// Builds the public id of anything a source owns.
 pub fn global_id(source: &SourceName, native_id: &str) -> String {
     format!("{source}:{native_id}")

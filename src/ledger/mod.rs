@@ -14,4 +14,4 @@ pub use collect::{Collector, Watermark};
 pub use cursor::{Cursor, CursorError};
 pub use filter::{Field, LedgerFilter, SourceFilter, TimeRange};
 pub use merge::{merge, MergedPage, SourcePage};
-pub use plan::{plan, Capabilities, Pushdown, SourcePlan, Support};
+pub use plan::{plan, BatchLimits, Capabilities, Pushdown, SourcePlan, Support};

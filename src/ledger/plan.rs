@@ -49,6 +49,16 @@ impl Pushdown {
     }
 }
 
+/// How a source looks up one kind of entity: the dataloaders split and
+/// throttle calls by these numbers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BatchLimits {
+    /// Most keys in one upstream call (1: the API has no batch lookup).
+    pub max_keys: usize,
+    /// Most upstream calls in flight at once for one load.
+    pub concurrency: usize,
+}
+
 /// What a source can do, as data the planner reads.
 #[derive(Clone, Debug)]
 pub struct Capabilities {
@@ -57,6 +67,10 @@ pub struct Capabilities {
     pub event_types: &'static [EventType],
     /// Largest page the upstream serves.
     pub max_page_size: usize,
+    /// Item lookups; `None` when the source has no items.
+    pub items: Option<BatchLimits>,
+    /// Location lookups; `None` when the source has no locations.
+    pub locations: Option<BatchLimits>,
 }
 
 /// One source's part of a query.
@@ -138,6 +152,8 @@ mod tests {
             },
             event_types: &[EventType::Receipt, EventType::Shipment],
             max_page_size: 100,
+            items: None,
+            locations: None,
         }
     }
 

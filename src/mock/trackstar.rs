@@ -72,6 +72,12 @@ pub struct Item {
     pub id: String,
     pub sku: String,
     pub name: String,
+    /// In cents, so the JSON number is exact.
+    pub unit_cost_cents: i64,
+    pub onhand: i64,
+    pub committed: i64,
+    /// Stock per warehouse index.
+    pub stock: Vec<(usize, i64)>,
 }
 
 #[derive(Debug)]
@@ -99,10 +105,20 @@ impl TenantData {
             .map(|name| Warehouse { id: format!("wh_{}", fixtures::hex_id(&mut rng, 10)), name: (*name).to_owned() })
             .collect();
         let items: Vec<Item> = (1..=300)
-            .map(|n| Item {
-                id: format!("inv_{}", fixtures::hex_id(&mut rng, 12)),
-                sku: format!("SKU-{n:04}"),
-                name: fixtures::product_name(&mut rng, n),
+            .map(|n| {
+                let stock: Vec<(usize, i64)> = (0..rng.random_range(1..=3))
+                    .map(|_| (rng.random_range(0..warehouses.len()), rng.random_range(0..500)))
+                    .collect();
+                let onhand = stock.iter().map(|(_, q)| q).sum::<i64>();
+                Item {
+                    id: format!("inv_{}", fixtures::hex_id(&mut rng, 12)),
+                    sku: format!("SKU-{n:04}"),
+                    name: fixtures::product_name(&mut rng, n),
+                    unit_cost_cents: rng.random_range(50..50_000),
+                    committed: rng.random_range(0..=onhand.max(1) / 4),
+                    onhand,
+                    stock,
+                }
             })
             .collect();
         let mut rows: Vec<Row> = (0..options.entries).map(|_| random_row(&mut rng, options, items.len())).collect();
@@ -178,7 +194,10 @@ impl TrackstarMock {
 }
 
 pub fn router() -> Router<Arc<MockState>> {
-    Router::new().route("/wms/inventory/ledger", get(ledger))
+    Router::new()
+        .route("/wms/inventory/ledger", get(ledger))
+        .route("/wms/inventory", get(inventory))
+        .route("/wms/warehouses", get(warehouses))
 }
 
 /// A documented Trackstar error response.
@@ -383,4 +402,93 @@ fn row_json(data: &TenantData, row: &Row) -> Value {
         "trackstar_created_date": date(row.created_date),
         "trackstar_updated_date": date(row.updated_date),
     })
+}
+
+/// A list endpoint over `rows` (id, JSON), sorted by id: `ids[in]`,
+/// `limit`, `page_token`.
+fn list(rows: Vec<(&str, Value)>, raw: Option<&str>) -> Response {
+    let query = match parse_query(raw) {
+        Ok(query) => query,
+        Err(response) => return response,
+    };
+    if let Some(c) = query.conditions.iter().find(|c| c.field != "ids") {
+        return invalid(&c.field, "unknown field");
+    }
+    let wanted: Option<Vec<&str>> = query.conditions.first().map(|c| c.value.split(',').collect());
+    let after = query.after_id.as_deref().unwrap_or("");
+    let mut page: Vec<(&str, Value)> = rows
+        .into_iter()
+        .filter(|(id, _)| *id > after && wanted.as_ref().is_none_or(|w| w.contains(id)))
+        .take(query.limit + 1)
+        .collect();
+    let next_token = (page.len() > query.limit).then(|| {
+        page.truncate(query.limit);
+        URL_SAFE_NO_PAD.encode(format!("after:{}", page[page.len() - 1].0))
+    });
+    let data: Vec<Value> = page.into_iter().map(|(_, v)| v).collect();
+    Json(json!({ "data": data, "next_token": next_token, "total_count": data.len() })).into_response()
+}
+
+async fn inventory(State(state): State<Arc<MockState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    let data = match authenticate(&state, &headers) {
+        Ok(data) => data,
+        Err(response) => return response,
+    };
+    let mut items: Vec<&Item> = data.items.iter().collect();
+    items.sort_by(|a, b| a.id.cmp(&b.id));
+    let rows = items.into_iter().map(|item| (item.id.as_str(), item_json(&data, item))).collect();
+    list(rows, raw.as_deref())
+}
+
+fn item_json(data: &TenantData, item: &Item) -> Value {
+    let cost = serde_json::Number::from_f64(item.unit_cost_cents as f64 / 100.0).map_or(Value::Null, Value::Number);
+    let locations: Vec<Value> = item
+        .stock
+        .iter()
+        .map(|(w, quantity)| json!({"location_id": null, "warehouse_id": data.warehouses[*w].id, "quantity": quantity}))
+        .collect();
+    let by_warehouse: serde_json::Map<String, Value> =
+        item.stock.iter().map(|(w, q)| (data.warehouses[*w].id.clone(), json!({"onhand": q}))).collect();
+    json!({
+        "id": item.id,
+        "sku": item.sku,
+        "name": item.name,
+        "active": true,
+        "unit_cost": cost,
+        "onhand": item.onhand,
+        "committed": item.committed,
+        "fulfillable": item.onhand - item.committed,
+        "sellable": item.onhand - item.committed,
+        "awaiting": 0,
+        "inventory_by_warehouse_id": by_warehouse,
+        "locations": locations,
+        "created_date": "2024-01-01T00:00:00Z",
+        "updated_date": "2024-06-01T00:00:00Z",
+    })
+}
+
+async fn warehouses(State(state): State<Arc<MockState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
+    let data = match authenticate(&state, &headers) {
+        Ok(data) => data,
+        Err(response) => return response,
+    };
+    let mut warehouses: Vec<&Warehouse> = data.warehouses.iter().collect();
+    warehouses.sort_by(|a, b| a.id.cmp(&b.id));
+    let rows = warehouses
+        .into_iter()
+        .map(|w| {
+            let code: String = w.name.split_whitespace().map(|p| p.chars().take(3).collect::<String>()).collect::<String>().to_uppercase();
+            let city = w.name.split_whitespace().next().unwrap_or_default();
+            let body = json!({
+                "id": w.id,
+                "name": w.name,
+                "code": code,
+                "address": {"address1": "1 Logistics Way", "address2": null, "city": city, "state": null, "postal_code": "10001", "country": "EU"},
+                "created_date": "2024-01-01T00:00:00Z",
+                "updated_date": "2024-06-01T00:00:00Z",
+            });
+            (w.id.as_str(), body)
+        })
+        .collect();
+    list(rows, raw.as_deref())
 }

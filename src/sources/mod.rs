@@ -8,12 +8,13 @@ pub mod registry;
 pub mod trackstar;
 pub mod window;
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 
 use async_trait::async_trait;
 
 use crate::ledger::{Capabilities, Collector, SourceFilter, SourcePage, SourcePlan, Watermark};
-use crate::model::{LedgerEntry, SortKey, SourceKind, SourceName};
+use crate::model::{Item, LedgerEntry, Location, SortKey, SourceKind, SourceName};
 use crate::upstream::{Credentials, UpstreamError};
 
 pub use registry::{Caller, Registry};
@@ -65,6 +66,19 @@ pub trait Source: Send + Sync + Debug {
 
     /// Exact number of entries matching `filter`, when the upstream reports one.
     async fn count(&self, credentials: &Credentials, filter: &SourceFilter) -> Result<Option<u64>, UpstreamError>;
+
+    /// Items by native key (the `item_ref` of entries), at most
+    /// `capabilities().items.max_keys` keys a call. Keys the upstream does
+    /// not know are absent from the result.
+    async fn items(&self, credentials: &Credentials, keys: &[String]) -> Result<HashMap<String, Item>, UpstreamError>;
+
+    /// Locations by native key (an entry's `location_id` or `warehouse_id`),
+    /// like `items`.
+    async fn locations(
+        &self,
+        credentials: &Credentials,
+        keys: &[String],
+    ) -> Result<HashMap<String, Location>, UpstreamError>;
 
     /// A cheap authenticated call, for readiness.
     async fn check_ready(&self, credentials: &Credentials) -> Result<(), UpstreamError>;

@@ -40,8 +40,7 @@ pub async fn spawn_app() -> TestApp {
 /// The gateway over `options`, with `tweak` applied to its config.
 pub async fn spawn_app_with(options: MockOptions, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let mock = Mock::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), options).await.expect("mock starts");
-    let mut config = Config::default();
-    config.sources = mock.sources_config();
+    let mut config = Config { sources: mock.sources_config(), ..Config::default() };
     tweak(&mut config);
     let app = ledger_gateway::app(&config).expect("valid config");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

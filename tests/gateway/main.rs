@@ -1,6 +1,9 @@
 //! The one integration test binary: the real server on loopback, the mock
 //! upstreams over real HTTP.
 
+// Test helpers fail loudly by design.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 mod helpers;
 
 /// Errors: cursor misuse, bad input, upstream failures, all with codes.

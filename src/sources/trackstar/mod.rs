@@ -7,6 +7,8 @@ mod records;
 #[cfg(test)]
 mod tests;
 
+use std::collections::HashMap;
+
 use async_trait::async_trait;
 use chrono::Duration;
 use reqwest::header::{HeaderMap, HeaderValue};
@@ -16,10 +18,10 @@ use url::Url;
 use super::window::{Window, WindowFetch, WindowPage, WindowScan};
 use super::{Batch, LedgerScan, ScanRequest, Source};
 use crate::config::SourceConfig;
-use crate::ledger::{Capabilities, Pushdown, SourceFilter, Support, Watermark};
-use crate::model::{EventType, LedgerEntry, SourceKind, SourceName};
+use crate::ledger::{BatchLimits, Capabilities, Pushdown, SourceFilter, Support, Watermark};
+use crate::model::{EventType, Item, LedgerEntry, Location, SourceKind, SourceName};
 use crate::upstream::{endpoint, Call, Credentials, UpstreamClient, UpstreamError, UpstreamFailure};
-use records::{LedgerRecord, ListEnvelope};
+use records::{InventoryRecord, LedgerRecord, ListEnvelope, WarehouseRecord};
 
 pub const CREDENTIAL_FIELDS: &[&str] = &["api_key", "access_token"];
 /// Trackstar rejects `ids[in]` lists longer than this with a 422.
@@ -60,6 +62,8 @@ impl Trackstar {
                 EventType::Other,
             ],
             max_page_size: MAX_PAGE_SIZE,
+            items: Some(BatchLimits { max_keys: MAX_IDS_PER_CALL, concurrency: 4 }),
+            locations: Some(BatchLimits { max_keys: MAX_IDS_PER_CALL, concurrency: 4 }),
         };
         Self {
             client: UpstreamClient::new(name.clone(), config.http.policy(), error_dialect),
@@ -109,15 +113,29 @@ impl Trackstar {
     }
 
     async fn by_ids(&self, credentials: &Credentials, ids: &[String]) -> Result<Vec<LedgerEntry>, UpstreamError> {
+        let records: Vec<LedgerRecord> =
+            self.list_by_ids(credentials, "ledger", &["wms", "inventory", "ledger"], ids).await?;
+        Ok(self.entries(records))
+    }
+
+    /// Any list endpoint filtered by `ids[in]`, in chunks Trackstar accepts.
+    async fn list_by_ids<T: serde::de::DeserializeOwned>(
+        &self,
+        credentials: &Credentials,
+        route: &'static str,
+        path: &[&str],
+        ids: &[String],
+    ) -> Result<Vec<T>, UpstreamError> {
         // A comma would split one id into two in Trackstar's CSV lists; no
         // Trackstar id has one, so such an id cannot match.
         let ids: Vec<String> = ids.iter().filter(|id| !id.contains(',')).cloned().collect();
-        let mut entries = Vec::new();
+        let mut records = Vec::new();
         for chunk in ids.chunks(MAX_IDS_PER_CALL) {
-            let page = self.ledger_page(credentials, &query::ids_params(chunk)).await?;
-            entries.extend(self.entries(page.data));
+            let call = self.call(credentials, route, path, &query::ids_params(chunk))?;
+            let page: ListEnvelope<T> = self.client.get_json(&call).await?;
+            records.extend(page.data);
         }
-        Ok(entries)
+        Ok(records)
     }
 }
 
@@ -204,6 +222,22 @@ impl Source for Trackstar {
     async fn count(&self, _credentials: &Credentials, _filter: &SourceFilter) -> Result<Option<u64>, UpstreamError> {
         // Trackstar's `total_count` counts the page, not the matches.
         Ok(None)
+    }
+
+    async fn items(&self, credentials: &Credentials, keys: &[String]) -> Result<HashMap<String, Item>, UpstreamError> {
+        let records: Vec<InventoryRecord> =
+            self.list_by_ids(credentials, "inventory", &["wms", "inventory"], keys).await?;
+        Ok(records.into_iter().map(|r| (r.id.clone(), r.into_item(&self.name))).collect())
+    }
+
+    async fn locations(
+        &self,
+        credentials: &Credentials,
+        keys: &[String],
+    ) -> Result<HashMap<String, Location>, UpstreamError> {
+        let records: Vec<WarehouseRecord> =
+            self.list_by_ids(credentials, "warehouses", &["wms", "warehouses"], keys).await?;
+        Ok(records.into_iter().map(|r| (r.id.clone(), r.into_location(&self.name))).collect())
     }
 
     async fn check_ready(&self, credentials: &Credentials) -> Result<(), UpstreamError> {

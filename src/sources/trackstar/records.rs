@@ -5,7 +5,10 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::model::{Amounts, DocumentRef, EventType, LedgerEntry, SourceKind, SourceName};
+use crate::model::{
+    Address, Amounts, DocumentRef, EventType, Item, LedgerEntry, Location, LocationKind, Money, SourceKind, SourceName,
+    StockLevel,
+};
 
 /// Every list endpoint's envelope.
 #[derive(Debug, Deserialize, Serialize)]
@@ -60,7 +63,7 @@ pub fn native_event_type(event: EventType) -> Option<&'static str> {
 impl LedgerRecord {
     pub fn into_entry(self, source: &SourceName) -> LedgerEntry {
         let document = (self.object_type.is_some() || self.object_id.is_some())
-            .then(|| DocumentRef { kind: self.object_type, number: self.object_id });
+            .then_some(DocumentRef { kind: self.object_type, number: self.object_id });
         LedgerEntry {
             source: source.clone(),
             source_kind: SourceKind::Trackstar,
@@ -79,6 +82,106 @@ impl LedgerRecord {
             created_at: Some(self.created_date),
             updated_at: Some(self.updated_date),
             additional_fields: serde_json::Value::Object(self.additional_fields),
+        }
+    }
+}
+
+/// One inventory item (`GET /wms/inventory`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct InventoryRecord {
+    pub id: String,
+    pub sku: String,
+    pub name: Option<String>,
+    pub active: Option<bool>,
+    pub unit_cost: Option<Decimal>,
+    pub onhand: Option<Decimal>,
+    pub committed: Option<Decimal>,
+    pub fulfillable: Option<Decimal>,
+    #[serde(default)]
+    pub locations: Vec<InventoryLocation>,
+}
+
+/// Where an item's stock sits.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct InventoryLocation {
+    pub location_id: Option<String>,
+    pub warehouse_id: Option<String>,
+    pub quantity: Option<Decimal>,
+}
+
+impl InventoryRecord {
+    pub fn into_item(self, source: &SourceName) -> Item {
+        let item_ref = self.id.clone();
+        let stock_levels = self
+            .locations
+            .into_iter()
+            .filter_map(|l| {
+                Some(StockLevel {
+                    item_ref: item_ref.clone(),
+                    location_ref: l.location_id.or(l.warehouse_id)?,
+                    on_hand: l.quantity,
+                    available: None,
+                    reserved: None,
+                })
+            })
+            .collect();
+        Item {
+            source: source.clone(),
+            source_kind: SourceKind::Trackstar,
+            native_id: self.id,
+            sku: Some(self.sku),
+            name: self.name,
+            description: None,
+            barcode: None,
+            unit: None,
+            cost: self.unit_cost.map(|amount| Money { amount, currency: None }),
+            price: None,
+            active: self.active,
+            on_hand: self.onhand,
+            available: self.fulfillable,
+            reserved: self.committed,
+            stock_levels,
+        }
+    }
+}
+
+/// One warehouse (`GET /wms/warehouses`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct WarehouseRecord {
+    pub id: String,
+    pub name: Option<String>,
+    pub code: Option<String>,
+    pub address: Option<WarehouseAddress>,
+}
+
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct WarehouseAddress {
+    pub address1: Option<String>,
+    pub address2: Option<String>,
+    pub city: Option<String>,
+    pub state: Option<String>,
+    pub postal_code: Option<String>,
+    pub country: Option<String>,
+}
+
+impl WarehouseRecord {
+    pub fn into_location(self, source: &SourceName) -> Location {
+        Location {
+            source: source.clone(),
+            source_kind: SourceKind::Trackstar,
+            native_id: self.id,
+            name: self.name,
+            code: self.code,
+            kind: LocationKind::Warehouse,
+            address: self.address.map(|a| Address {
+                line1: a.address1,
+                line2: a.address2,
+                city: a.city,
+                region: a.state,
+                postal_code: a.postal_code,
+                country: a.country,
+            }),
+            parent_ref: None,
         }
     }
 }
