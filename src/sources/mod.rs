@@ -94,8 +94,18 @@ pub async fn next_entries(
     want: usize,
     hint: Option<serde_json::Value>,
 ) -> Result<SourcePage, UpstreamError> {
-    let mut collector = Collector::new(position.clone(), plan.residual, want);
-    let mut scan = source.scan(credentials, ScanRequest { filter: plan.filter, position, want, hint });
+    let scan = source.scan(credentials, ScanRequest { filter: plan.filter, position: position.clone(), want, hint });
+    let collector = Collector::new(position, plan.residual, want);
+    let (entries, has_more, hint) = drive(scan, collector).await?;
+    Ok(SourcePage { source: source.name().to_string(), entries, has_more, hint })
+}
+
+/// Feeds `scan`'s batches to `collector` until it holds a full page or the
+/// scan is exhausted: the entries, whether more exist, and the scan's hint.
+pub async fn drive(
+    mut scan: Box<dyn LedgerScan + '_>,
+    mut collector: Collector,
+) -> Result<(Vec<LedgerEntry>, bool, Option<serde_json::Value>), UpstreamError> {
     let mut exhausted = false;
     while !exhausted && !collector.is_satisfied() {
         let batch = scan.next_batch().await?;
@@ -104,5 +114,5 @@ pub async fn next_entries(
     }
     let hint = scan.hint();
     let (entries, has_more) = collector.finish(exhausted);
-    Ok(SourcePage { source: source.name().to_string(), entries, has_more, hint })
+    Ok((entries, has_more, hint))
 }

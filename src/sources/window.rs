@@ -48,6 +48,10 @@ pub struct WindowScan<F> {
     /// Inclusive floor from the caller's filter.
     floor: Option<DateTime<Utc>>,
     span: Duration,
+    /// A point with more than a page of entries between it and `upper`:
+    /// windows stay narrower than that, so growing after an empty window
+    /// and shrinking after an overflow bisect instead of oscillating.
+    dense_from: Option<DateTime<Utc>>,
     want: usize,
     page_limit: usize,
     exhausted: bool,
@@ -76,12 +80,21 @@ impl<F: WindowFetch> WindowScan<F> {
             .unwrap_or(default_span)
             .clamp(MIN_SPAN, MAX_SPAN);
         let exhausted = matches!((upper, floor), (Some(u), Some(f)) if u <= f);
-        Self { fetch, upper, floor, span, want: request.want.max(1), page_limit, exhausted }
+        Self { fetch, upper, floor, span, dense_from: None, want: request.want.max(1), page_limit, exhausted }
     }
 
     /// The next window and whether it reaches the bottom of the ledger.
+    fn top(&self) -> DateTime<Utc> {
+        self.upper.unwrap_or_else(|| Utc::now().duration_trunc(MIN_SPAN).unwrap_or_else(|_| Utc::now()))
+    }
+
+    /// Half the distance to the known dense point: the widest window worth trying.
+    fn bisect(&self) -> Option<Duration> {
+        self.dense_from.map(|dense| whole_seconds((self.top() - dense).num_seconds() / 2))
+    }
+
     fn next_window(&self) -> (Window, bool) {
-        let top = self.upper.unwrap_or_else(|| Utc::now().duration_trunc(MIN_SPAN).unwrap_or_else(|_| Utc::now()));
+        let top = self.top();
         let earliest = Utc.with_ymd_and_hms(1900, 1, 1, 0, 0, 0).single();
         let from = top.checked_sub_signed(self.span).filter(|from| Some(*from) > earliest);
         match (from, self.floor) {
@@ -124,9 +137,13 @@ impl<F: WindowFetch> WindowScan<F> {
             n if n > self.page_limit / 2 => 0.5,
             _ => 1.0,
         };
-        let seconds = (self.span.num_seconds() as f64 * factor).round() as i64;
-        self.span = Duration::try_seconds(seconds).unwrap_or(MAX_SPAN).clamp(MIN_SPAN, MAX_SPAN);
+        self.span = whole_seconds((self.span.num_seconds() as f64 * factor).round() as i64);
     }
+}
+
+/// Windows start and end on whole seconds, the upstreams' date precision.
+fn whole_seconds(seconds: i64) -> Duration {
+    Duration::try_seconds(seconds).unwrap_or(MAX_SPAN).clamp(MIN_SPAN, MAX_SPAN)
 }
 
 #[async_trait]
@@ -140,14 +157,22 @@ impl<F: WindowFetch> LedgerScan for WindowScan<F> {
             let first = self.fetch.fetch_window(window, None).await?;
             if first.next_page.is_some() && self.span > MIN_SPAN {
                 // Too dense to read in one page: narrow and try again.
-                self.span = (self.span / 8).max(MIN_SPAN);
+                self.dense_from = window.from;
+                let narrower = whole_seconds(self.span.num_seconds() / 2);
+                self.span = self.bisect().unwrap_or(narrower).min(narrower);
                 continue;
             }
             let entries = self.read_window(window, first).await?;
             self.adapt_span(entries.len());
+            if self.dense_from.is_some_and(|dense| window.from.is_none_or(|from| from <= dense)) {
+                self.dense_from = None;
+            }
             let watermark = match (reaches_bottom, window.from) {
                 (false, Some(from)) => {
                     self.upper = Some(from);
+                    if let Some(widest) = self.bisect() {
+                        self.span = self.span.min(widest);
+                    }
                     Watermark::AtOrAfter(from)
                 }
                 _ => {
@@ -161,5 +186,201 @@ impl<F: WindowFetch> LedgerScan for WindowScan<F> {
 
     fn hint(&self) -> Option<serde_json::Value> {
         Some(serde_json::json!({ "span": self.span.num_seconds() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use rand::rngs::SmallRng;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::ledger::{Collector, SourceFilter};
+    use crate::model::{Amounts, EventType, SortKey, SourceKind, SourceName};
+    use crate::sources::drive;
+
+    /// An in-memory upstream that filters by date but returns pages in an
+    /// order unrelated to dates, with opaque offset tokens.
+    struct Unordered {
+        /// Sorted by date, for range lookups.
+        entries: Vec<LedgerEntry>,
+        page_limit: usize,
+        calls: AtomicUsize,
+        largest_page: AtomicUsize,
+    }
+
+    fn entry(id: String, at: DateTime<Utc>) -> LedgerEntry {
+        LedgerEntry {
+            source: SourceName::new("t"),
+            source_kind: SourceKind::Trackstar,
+            native_id: id,
+            entry_date: Some(at),
+            event_type: EventType::Other,
+            raw_event_type: None,
+            quantity: None,
+            amounts: Amounts::default(),
+            sku: None,
+            item_ref: None,
+            warehouse_id: None,
+            location_id: None,
+            document: None,
+            description: None,
+            created_at: None,
+            updated_at: None,
+            additional_fields: serde_json::Value::Null,
+        }
+    }
+
+    /// Ledgers are written up to the present.
+    fn end() -> DateTime<Utc> {
+        Utc::now().duration_trunc(Duration::hours(1)).unwrap()
+    }
+
+    impl Unordered {
+        /// `count` entries over `days` before `end()`, with same-second bursts.
+        fn new(count: usize, days: i64, page_limit: usize) -> Arc<Self> {
+            let mut rng = SmallRng::seed_from_u64(count as u64);
+            let mut at = end();
+            let mut entries: Vec<LedgerEntry> = (0..count)
+                .map(|n| {
+                    if !rng.random_bool(0.1) {
+                        at = end() - Duration::seconds(rng.random_range(1..days * 86_400));
+                    }
+                    entry(format!("{:08x}", n.wrapping_mul(2_654_435_761) % 4_294_967_291), at)
+                })
+                .collect();
+            entries.sort_by_key(|e| e.entry_date);
+            Arc::new(Self { entries, page_limit, calls: AtomicUsize::new(0), largest_page: AtomicUsize::new(0) })
+        }
+
+        fn expected(&self) -> Vec<String> {
+            let mut keys: Vec<SortKey> = self.entries.iter().map(LedgerEntry::sort_key).collect();
+            keys.sort();
+            keys.into_iter().map(|k| k.native_id).collect()
+        }
+    }
+
+    #[async_trait]
+    impl WindowFetch for Arc<Unordered> {
+        async fn fetch_window(&self, window: Window, page_token: Option<&str>) -> Result<WindowPage, UpstreamError> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            let start = window.from.map_or(0, |from| self.entries.partition_point(|e| e.entry_date < Some(from)));
+            let stop =
+                window.to.map_or(self.entries.len(), |to| self.entries.partition_point(|e| e.entry_date < Some(to)));
+            let mut matching: Vec<&LedgerEntry> = self.entries[start..stop.max(start)].iter().collect();
+            // Upstream order: by id, which has nothing to do with dates.
+            matching.sort_by(|a, b| a.native_id.cmp(&b.native_id));
+            let offset: usize = page_token.map_or(0, |t| t.parse().unwrap());
+            let page: Vec<LedgerEntry> =
+                matching.iter().skip(offset).take(self.page_limit).map(|e| (*e).clone()).collect();
+            self.largest_page.fetch_max(page.len(), Ordering::Relaxed);
+            let next_page = (offset + page.len() < matching.len()).then(|| (offset + page.len()).to_string());
+            Ok(WindowPage { entries: page, next_page })
+        }
+    }
+
+    /// One page the way the registry asks for it.
+    async fn page(
+        upstream: &Arc<Unordered>,
+        position: Option<SortKey>,
+        want: usize,
+        hint: Option<serde_json::Value>,
+    ) -> (Vec<LedgerEntry>, bool, Option<serde_json::Value>) {
+        let request = ScanRequest { filter: SourceFilter::default(), position: position.clone(), want, hint };
+        let scan = WindowScan::new(upstream.clone(), &request, upstream.page_limit, Duration::days(1));
+        let collector = Collector::new(position, SourceFilter::default(), want);
+        drive(Box::new(scan), collector).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn walking_an_unordered_upstream_yields_each_entry_once_in_order() {
+        for (count, want, limit) in [(0, 5, 10), (1, 5, 10), (500, 7, 50), (2000, 100, 100), (300, 1, 20)] {
+            let upstream = Unordered::new(count, 400, limit);
+            let (mut position, mut hint, mut walked) = (None, None, Vec::new());
+            loop {
+                let (entries, more, next_hint) = page(&upstream, position.clone(), want, hint).await;
+                walked.extend(entries.iter().map(|e| e.native_id.clone()));
+                position = entries.last().map(LedgerEntry::sort_key);
+                hint = next_hint;
+                if !more {
+                    break;
+                }
+                assert!(!entries.is_empty(), "a page claiming more must not be empty");
+            }
+            assert_eq!(walked, upstream.expected(), "count={count} want={want} limit={limit}");
+            assert!(upstream.largest_page.load(Ordering::Relaxed) <= limit);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_million_entry_ledger_costs_few_calls_and_one_page_of_memory_per_page() {
+        let upstream = Unordered::new(1_000_000, 730, 1000);
+        let all = upstream.expected();
+        // Pages at the top, then from positions deep inside the ledger.
+        for start in [0, 1, 250_000, 600_000, 999_000] {
+            let position = (start > 0)
+                .then(|| upstream.entries.iter().find(|e| e.native_id == all[start - 1]).unwrap().sort_key());
+            let (mut position, mut hint) = (position, None);
+            for n in 0..3 {
+                let before = upstream.calls.load(Ordering::Relaxed);
+                let (entries, _, next_hint) = page(&upstream, position.clone(), 100, hint).await;
+                let calls = upstream.calls.load(Ordering::Relaxed) - before;
+                let offset = start + n * 100;
+                let wanted = &all[offset..(offset + 100).min(all.len())];
+                assert_eq!(
+                    entries.iter().map(|e| e.native_id.as_str()).collect::<Vec<_>>(),
+                    wanted,
+                    "start={start} page={n}"
+                );
+                // With the learned window carried in the hint, later pages are cheap.
+                let bound = if n == 0 { 6 } else { 3 };
+                assert!(calls <= bound, "start={start} page={n}: {calls} upstream calls");
+                position = entries.last().map(LedgerEntry::sort_key);
+                hint = next_hint;
+            }
+        }
+        // Never more than one upstream page in memory at once.
+        assert_eq!(upstream.largest_page.load(Ordering::Relaxed), 1000);
+    }
+
+    #[tokio::test]
+    async fn a_ledger_that_went_quiet_long_ago_is_found_by_bisection() {
+        // 200k entries over a year that ended a year ago: the first page has
+        // to cross a year of nothing above a dense region.
+        let mut entries = Unordered::new(200_000, 365, 1000).entries.clone();
+        for e in &mut entries {
+            e.entry_date = e.entry_date.map(|d| d - Duration::days(365));
+        }
+        let upstream = Arc::new(Unordered {
+            entries,
+            page_limit: 1000,
+            calls: AtomicUsize::new(0),
+            largest_page: AtomicUsize::new(0),
+        });
+        let (first, _, _) = page(&upstream, None, 20, None).await;
+        assert_eq!(first.iter().map(|e| e.native_id.as_str()).collect::<Vec<_>>(), upstream.expected()[..20]);
+        let calls = upstream.calls.load(Ordering::Relaxed);
+        assert!(calls <= 20, "{calls} calls");
+    }
+
+    #[tokio::test]
+    async fn a_window_denser_than_a_page_at_one_second_is_read_page_by_page() {
+        // 2500 entries in the same second: no window can be narrower.
+        let at = end() - Duration::days(1);
+        let mut entries: Vec<LedgerEntry> = (0..2500).map(|n| entry(format!("{n:05}"), at)).collect();
+        entries.push(entry("older".into(), at - Duration::days(3)));
+        entries.sort_by_key(|e| e.entry_date);
+        let upstream = Arc::new(Unordered {
+            entries,
+            page_limit: 1000,
+            calls: AtomicUsize::new(0),
+            largest_page: AtomicUsize::new(0),
+        });
+        let (first, more, _) = page(&upstream, None, 10, None).await;
+        assert!(more);
+        assert_eq!(first.iter().map(|e| e.native_id.as_str()).collect::<Vec<_>>(), upstream.expected()[..10]);
     }
 }
