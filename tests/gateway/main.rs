@@ -12,3 +12,5 @@ mod errors;
 mod http;
 /// Paging the merged ledger: exactly once, newest first, every filter.
 mod ledger_entries;
+/// A million-entry ledger: calls and memory per page stay bounded.
+mod scale;
