@@ -12,5 +12,7 @@ mod errors;
 mod http;
 /// Paging the merged ledger: exactly once, newest first, every filter.
 mod ledger_entries;
+/// The merged ledger across sources: exactly once, in order, counts.
+mod merged;
 /// A million-entry ledger: calls and memory per page stay bounded.
 mod scale;
