@@ -8,6 +8,8 @@ mod helpers;
 
 /// Errors: cursor misuse, bad input, upstream failures, all with codes.
 mod errors;
+/// Apollo Federation: `_service { sdl }`, `_entities` by key, their errors and cost.
+mod federation;
 /// GraphQL over HTTP: methods, media types, GraphiQL, health, schema drift.
 mod http;
 /// Paging the merged ledger: exactly once, newest first, every filter.
