@@ -196,17 +196,14 @@ pub fn chunked_any_of(
     let mut filters = Vec::new();
     let mut chunk: Vec<String> = Vec::new();
     for literal in literals {
-        chunk.push(literal.clone());
-        if fits(&with(&chunk)) {
+        if !fits(&with(std::slice::from_ref(literal))) {
             continue;
         }
-        chunk.pop();
-        if !chunk.is_empty() {
-            filters.push(with(&chunk));
-        }
-        chunk = vec![literal.clone()];
+        chunk.push(literal.clone());
         if !fits(&with(&chunk)) {
-            chunk.clear();
+            chunk.pop();
+            filters.push(with(&chunk));
+            chunk = vec![literal.clone()];
         }
     }
     if !chunk.is_empty() {
@@ -242,7 +239,7 @@ pub fn ledger_query(filter: &SourceFilter, position: Option<&SortKey>, fits: &dy
     }
     // The shortest id clause must still fit next to the item clauses.
     let id_probe: Vec<String> =
-        ids.iter().flatten().take(1).map(|id| any_of("id", &[id.clone()], AnyOf::OrEq)).collect();
+        ids.iter().flatten().take(1).map(|id| any_of("id", std::slice::from_ref(id), AnyOf::OrEq)).collect();
     let mut local = SourceFilter::default();
     for (values, local_field) in [(&filter.skus, &mut local.skus), (&filter.item_refs, &mut local.item_refs)] {
         let Some(values) = values else { continue };
