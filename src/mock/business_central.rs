@@ -398,6 +398,7 @@ fn not_found(message: &str) -> Response {
 
 fn fault_response(fault: &Fault) -> Response {
     let (code, message) = match fault.status.as_u16() {
+        400 => ("BadRequest_NotFound", "Bad Request - Error in query syntax."),
         401 => ("Authentication_InvalidCredentials", "The server has rejected the client credentials."),
         408 => ("RequestTimeout", "The operation has timed out."),
         429 => ("Application_TooManyRequests", "Too many requests reached. Actual (101). Maximum (100)."),
@@ -1326,6 +1327,98 @@ mod tests {
     fn a_doubled_quote_is_one_quote_inside_the_literal() {
         let Ok(Cond::Cmp(_, Op::Eq, Val::Str(value))) = filter("itemNumber eq 'x'' or 1 eq 1'") else { panic!() };
         assert_eq!(value, "x' or 1 eq 1");
+    }
+
+    /// The mock on loopback and a GET helper sending the demo token.
+    async fn served() -> (crate::mock::Mock, impl Fn(&str, &[(&str, &str)]) -> reqwest::RequestBuilder) {
+        let mock = crate::mock::Mock::start().await.unwrap();
+        let root = source_config(mock.url("business-central")).base_url;
+        let client = reqwest::Client::new();
+        let get = move |path: &str, headers: &[(&str, &str)]| {
+            let mut request = client.get(format!("{root}{path}")).bearer_auth(TOKEN);
+            for (name, value) in headers {
+                request = request.header(*name, *value);
+            }
+            request
+        };
+        (mock, get)
+    }
+
+    async fn json(request: reqwest::RequestBuilder) -> (u16, serde_json::Value) {
+        let response = request.send().await.unwrap();
+        (response.status().as_u16(), response.json().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn pages_follow_opaque_skiptokens_to_the_end() {
+        let (_mock, get) = served().await;
+        let mut url = "itemLedgerEntries?$orderby=postingDate%20desc&$top=25&$skip=5&$count=true".to_owned();
+        let (mut pages, mut seen, mut count) = (0, Vec::new(), None);
+        loop {
+            let (status, body) = json(get(&url, &[("prefer", "odata.maxpagesize=10")])).await;
+            assert_eq!(status, 200, "{body}");
+            pages += 1;
+            count = count.or(body["@odata.count"].as_u64());
+            seen.extend(body["value"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()));
+            let Some(next) = body["@odata.nextLink"].as_str() else { break };
+            assert!(next.contains("$skiptoken=") && next.contains("$top=25"), "{next}");
+            url = next.rsplit_once("/itemLedgerEntries").map(|(_, rest)| format!("itemLedgerEntries{rest}")).unwrap();
+        }
+        assert_eq!((pages, seen.len(), count), (3, 25, Some(3000)));
+        assert_eq!(seen.iter().collect::<std::collections::HashSet<_>>().len(), 25);
+        let (status, _) = json(get("itemLedgerEntries?$skiptoken=bm9wZQ", &[])).await;
+        assert_eq!(status, 400, "a token from no query of ours");
+    }
+
+    #[tokio::test]
+    async fn entities_carry_etags_escaped_enums_and_selected_fields() {
+        let (_mock, get) = served().await;
+        let (_, body) = json(get("itemLedgerEntries?$top=1&$select=id,entryType,quantity", &[])).await;
+        let entry = &body["value"][0];
+        assert!(entry["@odata.etag"].as_str().unwrap().starts_with("W/\""), "{entry}");
+        assert_eq!(entry.as_object().unwrap().len(), 4, "{entry}");
+        assert!(body["@odata.context"].as_str().unwrap().contains("$metadata#companies("));
+        let id = entry["id"].as_str().unwrap();
+        let (status, one) = json(get(&format!("itemLedgerEntries({id})"), &[])).await;
+        assert_eq!((status, one["id"].as_str()), (200, Some(id)));
+        let (status, missing) = json(get("itemLedgerEntries(00000000-0000-0000-0000-000000000000)", &[])).await;
+        assert_eq!((status, missing["error"]["code"].as_str()), (404, Some("BadRequest_NotFound")));
+        let (_, adjusted) =
+            json(get("itemLedgerEntries?$filter=entryType%20eq%20%27Positive_x0020_Adjmt_x002E_%27", &[])).await;
+        assert!(adjusted["value"].as_array().unwrap().iter().all(|e| e["entryType"] == "Positive_x0020_Adjmt_x002E_"));
+        assert!(!adjusted["value"].as_array().unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn bc_error_bodies_answer_bad_requests_and_bad_tokens() {
+        let (mock, get) = served().await;
+        let cases = [
+            (
+                "itemLedgerEntries?$filter=postingDate%20ge%20%272024-06-01%27",
+                "operand types 'Edm.Date' and 'Edm.String'",
+            ),
+            (
+                "itemLedgerEntries?$filter=itemNumber%20eq%20%27A%27%20or%20quantity%20gt%201",
+                "not supported on distinct fields",
+            ),
+            ("itemLedgerEntries?$filter=colour%20eq%20%27red%27", "Could not find a property named 'colour'"),
+            ("itemLedgerEntries?$filter=itemNumber+eq+%27A%27", "Error in query syntax"),
+            ("itemLedgerEntries?$expand=item", "'$expand' is not supported"),
+        ];
+        for (path, message) in cases {
+            let (status, body) = json(get(path, &[])).await;
+            assert_eq!(status, 400, "{path}");
+            assert!(body["error"]["message"].as_str().unwrap().contains(message), "{path}: {body}");
+        }
+        let root = source_config(mock.url("business-central")).base_url;
+        let response = reqwest::Client::new().get(format!("{root}items")).bearer_auth("guessed").send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 401);
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "Authentication_InvalidCredentials");
+        let other_company = root.as_str().replace(COMPANY_ID, "00000000-0000-0000-0000-000000000000");
+        let response =
+            reqwest::Client::new().get(format!("{other_company}items")).bearer_auth(TOKEN).send().await.unwrap();
+        assert_eq!(response.status().as_u16(), 404);
     }
 
     #[test]

@@ -4,7 +4,9 @@ use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, Utc};
 use ledger_gateway::config::Config;
-use ledger_gateway::mock::business_central::{Entry, Fault, TenantData, AWKWARD_ITEM_NUMBERS, TOKEN};
+use ledger_gateway::mock::business_central::{
+    Entry, Fault, TenantData, AWKWARD_ITEM_NUMBERS, COMPANY_NAME, ENVIRONMENT, TENANT, TOKEN,
+};
 use ledger_gateway::sources::Registry;
 use ledger_gateway::upstream::FingerprintKey;
 use reqwest::StatusCode;
@@ -598,4 +600,96 @@ async fn readiness_probes_business_central_with_the_configured_token() {
     .await;
     let ready: Value = app.client.get(format!("{}/ready", app.url)).send().await.unwrap().json().await.unwrap();
     assert_eq!(ready["sources"][SOURCE]["code"], "UPSTREAM_UNAUTHORIZED", "{ready}");
+}
+
+#[tokio::test]
+async fn rejected_queries_and_unreadable_answers_map_to_codes_without_retries() {
+    let app = spawn_app().await;
+    let cases = [
+        (StatusCode::BAD_REQUEST, "UPSTREAM_REJECTED"),
+        (StatusCode::NOT_FOUND, "UPSTREAM_NOT_FOUND"),
+        // A 200 whose body is no collection.
+        (StatusCode::OK, "UPSTREAM_BAD_RESPONSE"),
+    ];
+    for (status, code) in cases {
+        app.mock.state.business_central.fail_next(Fault { status, retry_after_secs: None }, 1);
+        app.reset_stats().await;
+        let body = app.query(&operation("LedgerPage"), json!({"filter": bc_only(json!({})), "first": 5})).await;
+        assert_eq!(error_codes(&body), [code], "{status}: {body}");
+        assert_eq!(body["errors"][0]["extensions"]["source"], SOURCE);
+        assert!(!body.to_string().contains("CorrelationId"), "{body}");
+        assert_eq!(app.calls_to(SOURCE).await, 1, "{status}");
+    }
+}
+
+#[tokio::test]
+async fn a_bearer_scheme_without_a_token_is_unauthenticated_without_a_call() {
+    let app = spawn_app_with(small_data(), |config| {
+        config.sources.get_mut(SOURCE).unwrap().forward.insert("token".into(), "authorization".into());
+    })
+    .await;
+    app.reset_stats().await;
+    let variables = json!({"filter": bc_only(json!({})), "first": 5});
+    let body = app.query_with_headers(&operation("LedgerPage"), variables, &[("authorization", "Bearer ")]).await;
+    assert_eq!(error_codes(&body), ["UNAUTHENTICATED"], "{body}");
+    assert_eq!(body["errors"][0]["extensions"]["source"], SOURCE);
+    assert_eq!(app.calls_to(SOURCE).await, 0);
+}
+
+#[tokio::test]
+async fn a_company_named_in_the_url_reads_like_its_id() {
+    let company = |name: &'static str| {
+        move |config: &mut Config| {
+            let source = config.sources.get_mut(SOURCE).unwrap();
+            let root = source.base_url.as_str().split("/v2.0/").next().unwrap().to_owned();
+            let path = format!("/v2.0/{TENANT}/{ENVIRONMENT}/api/v2.0/companies(name='{name}')/");
+            source.base_url = format!("{root}{path}").parse().unwrap();
+        }
+    };
+    let app = spawn_app_with(small_data(), company(COMPANY_NAME)).await;
+    let (nodes, _) = app.walk(bc_only(json!({})), 500).await;
+    assert_eq!(ids(&nodes), expected(&app, |_, _| true));
+
+    let app = spawn_app_with(small_data(), company("Some Other Company")).await;
+    let body = app.query(&operation("LedgerPage"), json!({"filter": bc_only(json!({}))})).await;
+    assert_eq!(error_codes(&body), ["UPSTREAM_NOT_FOUND"], "{body}");
+}
+
+#[tokio::test]
+async fn a_sku_list_too_long_for_one_url_is_checked_by_the_connector() {
+    let app = spawn_app().await;
+    let data = tenant(&app);
+    let number = data.items[data.entries[0].item].number.clone();
+    let mut skus: Vec<String> = (0..400).map(|n| format!("NO-SUCH-ITEM-{n:07}")).collect();
+    skus.push(number.clone());
+    app.reset_stats().await;
+    let (nodes, _) = app.walk(bc_only(json!({"skus": skus})), 500).await;
+    assert_eq!(ids(&nodes), expected(&app, |d, e| d.items[e.item].number == number));
+    // The list went nowhere near BC: one unfiltered read.
+    assert_eq!(ledger_filters(&app).await, [""]);
+    // BC would count entries the connector drops: no exact total.
+    let body = app.query(COUNT, json!({"filter": bc_only(json!({"skus": skus}))})).await;
+    assert_eq!(body["data"]["ledgerEntries"]["totalCount"], Value::Null, "{body}");
+}
+
+#[tokio::test]
+async fn long_id_lists_are_read_in_url_sized_chunks() {
+    let app = spawn_app().await;
+    let data = tenant(&app);
+    let picked: Vec<&str> = data.entries.iter().take(150).map(|e| e.id.as_str()).collect();
+    let global: Vec<String> = picked.iter().map(|id| format!("{SOURCE}:{id}")).collect();
+    app.reset_stats().await;
+    let (nodes, _) = app.walk(bc_only(json!({"ids": global})), 500).await;
+    assert_eq!(ids(&nodes), expected(&app, |_, e| picked.contains(&e.id.as_str())));
+    let filters = ledger_filters(&app).await;
+    assert!(filters.len() > 1, "one URL cannot hold 150 ids: {filters:?}");
+    assert_eq!(app.calls_to(SOURCE).await, filters.len() as u64);
+    let mut asked: Vec<&str> = Vec::new();
+    for filter in &filters {
+        let inner = filter.strip_prefix('(').and_then(|f| f.strip_suffix(')')).unwrap();
+        asked.extend(inner.split(" or ").map(|term| term.strip_prefix("id eq ").unwrap()));
+    }
+    let mut sorted = picked.clone();
+    sorted.sort();
+    assert_eq!(asked, sorted);
 }

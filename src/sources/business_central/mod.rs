@@ -223,6 +223,8 @@ fn bearer_token(value: &str) -> &str {
     let value = value.trim();
     match value.split_once(' ') {
         Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => token.trim(),
+        // A scheme with no token is no credential.
+        None if value.eq_ignore_ascii_case("bearer") => "",
         _ => value,
     }
 }

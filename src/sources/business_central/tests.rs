@@ -396,7 +396,8 @@ fn a_token_goes_out_with_one_bearer_scheme_however_it_came_in() {
     assert_eq!(bearer_token("Bearer abc"), "abc");
     assert_eq!(bearer_token("  bearer   abc "), "abc");
     assert_eq!(bearer_token("BEARER abc"), "abc");
-    assert_eq!(bearer_token("Bearer"), "Bearer");
+    assert_eq!(bearer_token("Bearer "), "");
+    assert_eq!(bearer_token(" "), "");
 }
 
 fn connector() -> BusinessCentral {
