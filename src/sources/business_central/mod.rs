@@ -195,19 +195,8 @@ impl BusinessCentral {
         Ok(records)
     }
 
-    /// Unified entries of `records` that pass `local`, and the oldest
-    /// posting date among all of them (`None` inside: an undated entry).
-    fn entries(
-        &self,
-        records: Vec<LedgerRecord>,
-        local: &SourceFilter,
-    ) -> (Vec<LedgerEntry>, Option<Option<DateTime<Utc>>>) {
-        let entries: Vec<LedgerEntry> = records.into_iter().map(|r| r.into_entry(&self.name)).collect();
-        let oldest = entries.iter().map(|e| e.entry_date).reduce(|a, b| match (a, b) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            _ => None,
-        });
-        (entries.into_iter().filter(|e| local.matches(e)).collect(), oldest)
+    fn entries(&self, records: Vec<LedgerRecord>) -> Vec<LedgerEntry> {
+        records.into_iter().map(|r| r.into_entry(&self.name)).collect()
     }
 
     /// The reads for `filter` after `position`, each URL short enough.
@@ -251,6 +240,17 @@ fn error_dialect(status: StatusCode, body: &[u8]) -> Option<UpstreamFailure> {
     None
 }
 
+/// What a page with a successor proves, BC sorting by posting date: every
+/// entry newer than its oldest day is here (the next page may hold more of
+/// that day). Undated entries come last, so one of them on the page means
+/// every dated entry is here; an empty page proves nothing.
+fn continued_page_watermark(entries: &[LedgerEntry]) -> Watermark {
+    if entries.iter().any(|e| e.entry_date.is_none()) {
+        return Watermark::After(DateTime::<Utc>::MIN_UTC);
+    }
+    Watermark::After(entries.iter().filter_map(|e| e.entry_date).min().unwrap_or(DateTime::<Utc>::MAX_UTC))
+}
+
 /// The ledger newest first, one page per batch.
 struct LedgerPages<'a> {
     source: &'a BusinessCentral,
@@ -271,18 +271,12 @@ impl LedgerScan for LedgerPages<'_> {
         };
         self.asked = self.page_size;
         let (records, next) = self.source.page(self.credentials, "ledger", url, self.page_size).await?;
-        let (entries, oldest) = self.source.entries(records, &self.local);
-        let watermark = match (&next, oldest) {
-            (None, _) => Watermark::Exhausted,
-            // The next page may hold more of the oldest day's entries.
-            (Some(_), Some(Some(day))) => Watermark::After(day),
-            // Undated entries come last: every dated one is here.
-            (Some(_), Some(None)) => Watermark::After(DateTime::<Utc>::MIN_UTC),
-            (Some(_), None) => Watermark::After(DateTime::<Utc>::MAX_UTC),
-        };
+        let entries = self.source.entries(records);
+        let watermark = if next.is_some() { continued_page_watermark(&entries) } else { Watermark::Exhausted };
+        let entries = entries.into_iter().filter(|e| self.local.matches(e)).collect();
         if next.is_some() {
-            // This page did not reach past its oldest day's entries for the
-            // caller: a bigger page gets there in fewer calls.
+            // Asked for again, the page ended inside a day the caller still
+            // needs: a bigger page gets past such days in fewer calls.
             self.page_size = (self.page_size * 2).min(self.source.page_size);
         }
         self.next = next;
@@ -310,7 +304,7 @@ impl LedgerScan for ChunkScan<'_> {
         for url in std::mem::take(&mut self.urls) {
             records.extend(self.source.read_all::<LedgerRecord>(self.credentials, "ledger", url).await?);
         }
-        let (entries, _) = self.source.entries(records, &self.local);
+        let entries = self.source.entries(records).into_iter().filter(|e| self.local.matches(e)).collect();
         Ok(Batch { entries, watermark: Watermark::Exhausted })
     }
 }

@@ -6,8 +6,8 @@ use url::Url;
 
 use super::query::{self, Guid};
 use super::records::{self, decode_name, enum_name, event_type, ItemRecord, LedgerRecord, LocationRecord};
-use super::{bearer_token, BusinessCentral};
-use crate::ledger::{SourceFilter, TimeRange};
+use super::{bearer_token, continued_page_watermark, BusinessCentral};
+use crate::ledger::{SourceFilter, TimeRange, Watermark};
 use crate::mock::business_central as mock;
 use crate::model::{EventType, LocationKind, SortKey, SourceName};
 use crate::upstream::UpstreamFailure;
@@ -464,4 +464,17 @@ fn locations_map_by_code_as_warehouses() {
     let address = location.address.unwrap();
     assert_eq!((address.line1.as_deref(), address.line2, address.region.as_deref()), (Some("1 Way"), None, Some("TX")));
     assert_eq!(records::posting_instant(Some(day(1, 1, 1))), None);
+}
+
+#[test]
+fn a_continued_page_is_complete_only_above_its_oldest_day() {
+    let entry = |date: &str| {
+        let text = SEED_ENTRY.replace("2022-06-01", date);
+        serde_json::from_str::<LedgerRecord>(&text).unwrap().into_entry(&SourceName::new("bc"))
+    };
+    let page = [entry("2024-06-03"), entry("2024-06-01"), entry("2024-06-02")];
+    assert_eq!(continued_page_watermark(&page), Watermark::After(at("2024-06-01T00:00:00Z")));
+    let reaching_undated = [entry("2024-06-01"), entry("0001-01-01")];
+    assert_eq!(continued_page_watermark(&reaching_undated), Watermark::After(DateTime::<Utc>::MIN_UTC));
+    assert_eq!(continued_page_watermark(&[]), Watermark::After(DateTime::<Utc>::MAX_UTC));
 }
