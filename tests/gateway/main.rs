@@ -6,6 +6,8 @@
 
 mod helpers;
 
+/// Business Central: OData pushdown, day-precision paging, enums, decimals, errors.
+mod business_central;
 /// Errors: cursor misuse, bad input, upstream failures, all with codes.
 mod errors;
 /// Apollo Federation: `_service { sdl }`, `_entities` by key, their errors and cost.
