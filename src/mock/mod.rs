@@ -8,6 +8,7 @@
 // would only add noise at every `?`.
 #![allow(clippy::result_large_err)]
 
+pub mod bigledger;
 pub mod fixtures;
 pub mod trackstar;
 
@@ -56,6 +57,7 @@ pub struct MockState {
     stats: Mutex<Stats>,
     requests: Mutex<std::collections::VecDeque<RecordedRequest>>,
     pub trackstar: trackstar::TrackstarMock,
+    pub bigledger: bigledger::BigLedgerMock,
 }
 
 impl MockState {
@@ -113,6 +115,7 @@ impl Mock {
         let addr = listener.local_addr()?;
         let state = Arc::new(MockState {
             trackstar: trackstar::TrackstarMock::new(options.clone()),
+            bigledger: bigledger::BigLedgerMock::new(options.clone()),
             options,
             stats: Mutex::default(),
             requests: Mutex::default(),
@@ -134,13 +137,17 @@ impl Mock {
     /// Source configuration pointing a gateway at this mock with its demo
     /// credentials, under the demo's source names.
     pub fn sources_config(&self) -> BTreeMap<String, SourceConfig> {
-        BTreeMap::from([("trackstar".to_owned(), trackstar::source_config(self.url("trackstar")))])
+        BTreeMap::from([
+            ("trackstar".to_owned(), trackstar::source_config(self.url("trackstar"))),
+            ("bigledger".to_owned(), bigledger::source_config(self.url("bigledger"))),
+        ])
     }
 }
 
 pub fn router(state: Arc<MockState>) -> Router {
     Router::new()
         .nest("/trackstar", trackstar::router())
+        .nest("/bigledger", bigledger::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), count_request))
         .route("/__mock/stats", get(stats))
         .route("/__mock/requests", get(requests))

@@ -32,7 +32,7 @@ async fn walking_every_page_yields_each_entry_once_newest_first() {
     let all = expected(&app, |_, _| true);
     assert_eq!(all.len(), 400);
     for first in [7, 50, 500] {
-        let (nodes, pages) = app.walk(json!(null), first).await;
+        let (nodes, pages) = app.walk(json!({"sources": ["trackstar"]}), first).await;
         let walked = ids(&nodes);
         assert_eq!(walked.len(), walked.iter().collect::<HashSet<_>>().len(), "first={first}: an entry repeats");
         assert_eq!(walked, all, "first={first}");
@@ -51,7 +51,7 @@ async fn entries_sharing_a_timestamp_are_neither_lost_nor_repeated() {
             [0]
         .entry_date;
     let (from, to) = (tie - Duration::days(2), tie + Duration::days(2));
-    let filter = json!({"entryDate": {"gte": from.to_rfc3339(), "lte": to.to_rfc3339()}});
+    let filter = json!({"sources": ["trackstar"], "entryDate": {"gte": from.to_rfc3339(), "lte": to.to_rfc3339()}});
     let want = expected(&app, |_, r| r.entry_date >= from && r.entry_date <= to);
     // Page size 1: every tie straddles a page boundary.
     let (nodes, pages) = app.walk(filter, 1).await;
@@ -63,12 +63,12 @@ async fn entries_sharing_a_timestamp_are_neither_lost_nor_repeated() {
 async fn entry_date_and_updated_at_ranges_filter_exactly() {
     let app = spawn_app().await;
     let (gte, lt) = (anchor() - Duration::days(90), anchor() - Duration::days(30));
-    let filter = json!({"entryDate": {"gte": gte.to_rfc3339(), "lt": lt.to_rfc3339()}});
+    let filter = json!({"sources": ["trackstar"], "entryDate": {"gte": gte.to_rfc3339(), "lt": lt.to_rfc3339()}});
     let (nodes, _) = app.walk(filter, 40).await;
     assert_eq!(ids(&nodes), expected(&app, |_, r| r.entry_date >= gte && r.entry_date < lt));
 
     let updated = anchor() - Duration::days(20);
-    let (nodes, _) = app.walk(json!({"updatedAt": {"gt": updated.to_rfc3339()}}), 40).await;
+    let (nodes, _) = app.walk(json!({"sources": ["trackstar"], "updatedAt": {"gt": updated.to_rfc3339()}}), 40).await;
     assert_eq!(ids(&nodes), expected(&app, |_, r| r.updated_date > updated));
 }
 
@@ -76,7 +76,7 @@ async fn entry_date_and_updated_at_ranges_filter_exactly() {
 async fn event_types_are_pushed_down_as_native_names() {
     let app = spawn_app().await;
     app.reset_stats().await;
-    let (nodes, _) = app.walk(json!({"eventTypes": ["RECEIPT", "TRANSFER"]}), 100).await;
+    let (nodes, _) = app.walk(json!({"sources": ["trackstar"], "eventTypes": ["RECEIPT", "TRANSFER"]}), 100).await;
     assert_eq!(ids(&nodes), expected(&app, |_, r| matches!(r.event_type, "inbound_receipt" | "movement")));
     assert!(nodes.iter().all(|n| matches!(n["eventType"].as_str(), Some("RECEIPT" | "TRANSFER"))));
     let requests = app.requests().await;
@@ -102,16 +102,18 @@ async fn skus_items_and_locations_filter_in_the_gateway() {
     let data = tenant(&app);
     let sample = &data.by_date[10];
     let sku = data.items[sample.item].sku.clone();
-    let (nodes, _) = app.walk(json!({"skus": [sku]}), 5).await;
+    let (nodes, _) = app.walk(json!({"sources": ["trackstar"], "skus": [sku]}), 5).await;
     assert_eq!(ids(&nodes), expected(&app, |d, r| d.items[r.item].sku == sku));
     assert!(!nodes.is_empty());
 
     let item = data.items[sample.item].id.clone();
-    let (nodes, _) = app.walk(json!({"itemIds": [format!("trackstar:{item}"), "other-source:x"]}), 5).await;
+    let item_ids = json!([format!("trackstar:{item}"), "other-source:x"]);
+    let (nodes, _) = app.walk(json!({"sources": ["trackstar"], "itemIds": item_ids}), 5).await;
     assert_eq!(ids(&nodes), expected(&app, |d, r| d.items[r.item].id == item));
 
     let warehouse = data.warehouses[sample.warehouse].id.clone();
-    let (nodes, _) = app.walk(json!({"locationIds": [format!("trackstar:{warehouse}")]}), 50).await;
+    let (nodes, _) =
+        app.walk(json!({"sources": ["trackstar"], "locationIds": [format!("trackstar:{warehouse}")]}), 50).await;
     assert_eq!(ids(&nodes), expected(&app, |d, r| d.warehouses[r.warehouse].id == warehouse));
     // Trackstar cannot filter these: no such parameter ever reaches it.
     for (_, query) in app.requests().await {
@@ -164,7 +166,7 @@ async fn user_text_reaches_trackstar_only_as_encoded_values() {
 async fn trackstar_receives_whole_second_dates_and_a_bounded_limit() {
     let app = spawn_app().await;
     app.reset_stats().await;
-    let filter = json!({"entryDate": {"gt": "2026-03-01T10:00:00.250Z", "lte": "2026-04-01T00:00:00.5Z"}});
+    let filter = json!({"sources": ["trackstar"], "entryDate": {"gt": "2026-03-01T10:00:00.250Z", "lte": "2026-04-01T00:00:00.5Z"}});
     let (nodes, _) = app.walk(filter, 20).await;
     let gt = at("2026-03-01T10:00:00.250Z");
     let lte = at("2026-04-01T00:00:00.5Z");

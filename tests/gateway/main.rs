@@ -6,6 +6,9 @@
 
 mod helpers;
 
+/// BigLedger: entries synthesized from adjustments and transfers, pushdown,
+/// lookups by id, its error dialect.
+mod bigledger;
 /// Errors: cursor misuse, bad input, upstream failures, all with codes.
 mod errors;
 /// GraphQL over HTTP: methods, media types, GraphiQL, health, schema drift.
