@@ -17,10 +17,11 @@
 //! that does not decode is `400 VALIDATION_ERROR` on field `cursor`; a key
 //! without access to the company is `403 FORBIDDEN`. Any `blg_…` key is a
 //! tenant of its own. The rate limit (429 `RATE_LIMIT_EXCEEDED`) is off
-//! unless a test sets one with [`BigLedgerMock::limit_rate`].
+//! unless a test sets one with [`BigLedgerMock::limit_rate`]; cursors do not
+//! expire unless a test says so with [`BigLedgerMock::expire_next_cursor`].
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
 
@@ -312,7 +313,8 @@ fn random_adjustment(rng: &mut SmallRng, options: &MockOptions, items: &[Item], 
 }
 
 fn random_transfer(rng: &mut SmallRng, options: &MockOptions, items: &[Item], places: usize, n: usize) -> Transfer {
-    let date = fixtures::day_in_year(rng, options.anchor);
+    // A week before the anchor at the latest, so nothing arrives after it.
+    let date = (options.anchor - Duration::days(rng.random_range(7..=365))).date_naive();
     let status = if rng.random_bool(0.6) {
         "completed"
     } else {
@@ -389,16 +391,30 @@ pub struct BigLedgerMock {
     tenants: Mutex<HashMap<String, Arc<TenantData>>>,
     limiter: Mutex<Limiter>,
     requests: AtomicU64,
+    /// The next request carrying a cursor is told it expired.
+    cursor_expiry_pending: AtomicBool,
 }
 
 impl BigLedgerMock {
     pub fn new(options: MockOptions) -> Self {
-        Self { options, tenants: Mutex::default(), limiter: Mutex::default(), requests: AtomicU64::new(0) }
+        Self {
+            options,
+            tenants: Mutex::default(),
+            limiter: Mutex::default(),
+            requests: AtomicU64::new(0),
+            cursor_expiry_pending: AtomicBool::new(false),
+        }
     }
 
     pub fn tenant(&self, key: &str) -> Arc<TenantData> {
         let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
         tenants.entry(key.to_owned()).or_insert_with(|| Arc::new(TenantData::generate(&self.options, key))).clone()
+    }
+
+    /// Answers the next request that carries a cursor as if the cursor had
+    /// expired (`400 VALIDATION_ERROR` on `cursor`), as a real one may.
+    pub fn expire_next_cursor(&self) {
+        self.cursor_expiry_pending.store(true, Ordering::SeqCst);
     }
 
     /// Turns the per-key rate limit on (`Some`) or off.
@@ -527,6 +543,8 @@ impl ListQuery {
         if let Some(cursor) = query.params.get("cursor") {
             let decoded = URL_SAFE_NO_PAD.decode(cursor.as_bytes()).ok().and_then(|b| String::from_utf8(b).ok());
             let after = decoded.and_then(|d| d.strip_prefix("after:").map(str::to_owned));
+            let expired = mock.cursor_expiry_pending.swap(false, Ordering::SeqCst);
+            let after = after.filter(|_| !expired);
             query.after = Some(after.ok_or_else(|| bad("cursor", "Invalid or expired cursor", "INVALID_CURSOR"))?);
         }
         Ok(query)

@@ -199,10 +199,12 @@ impl<F: WindowFetch> LedgerScan for WindowScan<F> {
         loop {
             let (window, reaches_bottom) = self.next_window();
             let first = self.fetch.fetch_window(window, None).await?;
-            if first.next_page.is_some() && self.span > self.axis.granularity {
+            // A window clamped to the caller's floor is narrower than the span.
+            let width = window.from.map_or(self.span, |from| self.top() - from);
+            if first.next_page.is_some() && width > self.axis.granularity {
                 // Too dense to read in one page: narrow and try again.
                 self.dense_from = window.from;
-                let narrower = self.whole_seconds(self.span.num_seconds() / 2);
+                let narrower = self.whole_seconds(width.num_seconds() / 2);
                 self.span = self.bisect().unwrap_or(narrower).min(narrower);
                 continue;
             }
@@ -390,6 +392,28 @@ mod tests {
         }
         // Never more than one upstream page in memory at once.
         assert_eq!(upstream.largest_page.load(Ordering::Relaxed), 1000);
+    }
+
+    #[tokio::test]
+    async fn a_dense_range_narrower_than_the_span_is_read_without_narrowing_in_vain() {
+        // 2500 entries in one second, asked for by a one-second range with a
+        // day-wide span: the window is already as narrow as it can be.
+        let at = end() - Duration::days(1);
+        let entries: Vec<LedgerEntry> = (0..2500).map(|n| entry(format!("{n:05}"), at)).collect();
+        let upstream = Arc::new(Unordered {
+            entries,
+            page_limit: 1000,
+            calls: AtomicUsize::new(0),
+            largest_page: AtomicUsize::new(0),
+        });
+        let range = TimeRange { gte: Some(at), lte: Some(at), ..Default::default() };
+        let filter = SourceFilter { entry_date: range, ..Default::default() };
+        let request = ScanRequest { filter: filter.clone(), position: None, want: 10, hint: None };
+        let scan = WindowScan::new(upstream.clone(), &request, 1000, Duration::days(1));
+        let (first, _, _) = drive(Box::new(scan), Collector::new(None, filter, 10)).await.unwrap();
+        assert_eq!(first.iter().map(|e| e.native_id.as_str()).collect::<Vec<_>>(), upstream.expected()[..10]);
+        // The window's three pages, nothing else.
+        assert_eq!(upstream.calls.load(Ordering::Relaxed), 3);
     }
 
     #[tokio::test]

@@ -132,6 +132,14 @@ async fn walking_bigledger_yields_each_entry_once_newest_first() {
     let data = tenant(&app);
     let all = expected_entries(&data);
     assert!(all.len() >= 400, "{} entries", all.len());
+    // The data has what makes synthesis and ordering hard.
+    assert!(data.adjustments.iter().any(|a| !a.posted) && data.transfers.iter().any(|t| t.status != "completed"));
+    assert!(data.adjustments.iter().any(|a| a.kind() == "mixed"));
+    let completed = || data.transfers.iter().filter(|t| t.status == "completed");
+    assert!(completed().any(|t| t.shipped_at.unwrap().date_naive() < t.date));
+    assert!(completed().any(|t| t.delivered_at.unwrap().date_naive() > t.date));
+    assert!(completed().flat_map(|t| &t.lines).any(|l| l.received < l.shipped));
+    assert!(data.adjustments.windows(2).any(|w| w[0].date > w[1].date), "pages come in date order");
     let by_id: BTreeMap<&str, &Expected> = all.iter().map(|e| (e.id.as_str(), e)).collect();
     for first in [1, 7, 50, 500] {
         let (nodes, pages) = app.walk(only_bigledger(json!({})), first).await;
@@ -202,16 +210,27 @@ async fn the_merged_ledger_interleaves_both_sources_exactly_once() {
 #[tokio::test]
 async fn event_types_choose_which_list_is_read() {
     let app = spawn_with_wide_window().await;
-    let (from, to) = (anchor() - Duration::days(40), anchor() - Duration::days(30));
+    // Ten days holding entries of both kinds.
+    let all = expected_entries(&tenant(&app));
+    let holds = |from: DateTime<Utc>, kind: &str| {
+        all.iter().any(|e| e.event_type == kind && e.date >= from && e.date < from + Duration::days(10))
+    };
+    let from = (1..300)
+        .map(|n| midnight(anchor().date_naive()) - Duration::days(n))
+        .find(|from| holds(*from, "ADJUSTMENT") && holds(*from, "TRANSFER"))
+        .unwrap();
+    let to = from + Duration::days(10);
     let range = json!({"gte": from.to_rfc3339(), "lt": to.to_rfc3339()});
     let in_range = |e: &Expected| e.date >= from && e.date < to;
+    let day = |at: DateTime<Utc>| at.date_naive().to_string();
 
     app.reset_stats().await;
     let (nodes, _) = app.walk(only_bigledger(json!({"eventTypes": ["ADJUSTMENT"], "entryDate": range})), 100).await;
     assert_eq!(ids(&nodes), expected(&app, |e| in_range(e) && e.event_type == "ADJUSTMENT"));
     assert!(!nodes.is_empty());
     // Adjustment days are entry days: exactly the range's days.
-    let window = [("status", "posted"), ("dateFrom", "2026-05-21"), ("dateTo", "2026-05-30"), ("limit", "200")];
+    let (first_day, last_day) = (day(from), day(to - Duration::days(1)));
+    let window = [("status", "posted"), ("dateFrom", &first_day[..]), ("dateTo", &last_day[..]), ("limit", "200")];
     assert_eq!(bigledger_requests(&app).await, [("/bigledger/v1/inventory/adjustments".to_owned(), params(&window))]);
 
     app.reset_stats().await;
@@ -220,7 +239,8 @@ async fn event_types_choose_which_list_is_read() {
     assert!(!nodes.is_empty());
     // Transfers are read with their skew: dated up to 8 days before the
     // range (shipped or delivered later) or 7 after it (shipped earlier).
-    let window = [("status", "completed"), ("dateFrom", "2026-05-13"), ("dateTo", "2026-06-06"), ("limit", "200")];
+    let (first_day, last_day) = (day(from - Duration::days(8)), day(to + Duration::days(6)));
+    let window = [("status", "completed"), ("dateFrom", &first_day[..]), ("dateTo", &last_day[..]), ("limit", "200")];
     assert_eq!(bigledger_requests(&app).await, [("/bigledger/v1/inventory/transfers".to_owned(), params(&window))]);
 
     app.reset_stats().await;
@@ -511,4 +531,92 @@ async fn items_and_locations_are_looked_up_one_get_per_key() {
     let location = &locations[&keys[0]];
     assert_eq!(location.name.as_deref(), Some(data.places[4].name.as_str()));
     assert_eq!(location.kind, LocationKind::Store);
+}
+
+#[tokio::test]
+async fn an_expired_cursor_rereads_the_window_from_its_first_page() {
+    // One adjustment a page, so a day with several needs cursors.
+    let app = spawn_app_with(small_data(), |config| {
+        let source = config.sources.get_mut("bigledger").unwrap();
+        source.page_size = Some(1);
+        source.initial_window_secs = Some(500 * 86_400);
+    })
+    .await;
+    let data = tenant(&app);
+    let mut per_day: BTreeMap<NaiveDate, usize> = BTreeMap::new();
+    for a in data.adjustments.iter().filter(|a| a.posted) {
+        *per_day.entry(a.date).or_default() += 1;
+    }
+    let (&day, &documents) = per_day.iter().find(|(_, n)| **n >= 2).expect("a day with several adjustments");
+    let from = midnight(day);
+    let range = json!({"gte": from.to_rfc3339(), "lt": (from + Duration::days(1)).to_rfc3339()});
+    app.mock.state.bigledger.expire_next_cursor();
+    app.reset_stats().await;
+    let (nodes, _) = app.walk(only_bigledger(json!({"eventTypes": ["ADJUSTMENT"], "entryDate": range})), 100).await;
+    assert_eq!(ids(&nodes), expected(&app, |e| e.event_type == "ADJUSTMENT" && e.date == from));
+    // First page, the rejected cursor, the first page again, then the rest.
+    let requests = bigledger_requests(&app).await;
+    let with_cursor = requests.iter().filter(|(_, q)| q.contains_key("cursor")).count();
+    assert_eq!((requests.len(), with_cursor), (documents + 2, documents), "{requests:?}");
+}
+
+#[tokio::test]
+async fn a_callers_forwarded_key_selects_that_callers_bigledger_data() {
+    let app = spawn_app().await;
+    let query = operation("LedgerPage");
+    let variables = json!({"first": 5, "filter": {"sources": ["bigledger"]}});
+    let mine = app.query_with_headers(&query, variables.clone(), &[("x-bigledger-api-key", "blg_alice")]).await;
+    assert!(mine["errors"].is_null(), "{mine}");
+    let alice: Vec<String> =
+        expected_entries(&app.mock.state.bigledger.tenant("blg_alice")).into_iter().map(|e| e.id).collect();
+    let nodes: Vec<Value> =
+        mine["data"]["ledgerEntries"]["edges"].as_array().unwrap().iter().map(|e| e["node"].clone()).collect();
+    assert_eq!(ids(&nodes), alice[..5]);
+    let demo = app.query(&query, variables).await;
+    assert_ne!(
+        demo["data"]["ledgerEntries"]["edges"][0]["node"]["id"],
+        mine["data"]["ledgerEntries"]["edges"][0]["node"]["id"]
+    );
+}
+
+#[tokio::test]
+async fn the_mock_answers_bad_requests_with_bigledgers_error_bodies() {
+    let app = spawn_app().await;
+    let base = app.mock.url("bigledger").join("v1/").unwrap();
+    let get = |path: &str, key: &str| {
+        app.client
+            .get(base.join(path).unwrap())
+            .header("authorization", format!("Bearer {key}"))
+            .header("x-company-id", COMPANY_ID)
+            .send()
+    };
+    for (path, status, code, field) in [
+        ("inventory/adjustments?limit=201", 400, "VALIDATION_ERROR", Some("limit")),
+        ("inventory/adjustments?dateFrom=2026-1-5", 400, "VALIDATION_ERROR", Some("dateFrom")),
+        ("inventory/adjustments?colour=red", 400, "VALIDATION_ERROR", Some("colour")),
+        ("inventory/adjustments?cursor=bm9wZQ", 400, "VALIDATION_ERROR", Some("cursor")),
+        ("inventory/adjustments?dateFrom=2026-02-01&dateTo=2026-01-01", 422, "VALIDATION_ERROR", Some("dateTo")),
+        ("inventory/transfers?status=lost", 422, "VALIDATION_ERROR", Some("status")),
+        ("items/item_nope", 404, "NOT_FOUND", None),
+        ("locations/loc_nope", 404, "NOT_FOUND", None),
+    ] {
+        let response = get(path, API_KEY).await.unwrap();
+        assert_eq!(response.status().as_u16(), status, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body["success"], false, "{path}");
+        assert_eq!(body["error"]["code"], code, "{path}");
+        assert!(body["error"]["requestId"].is_string() && body["meta"]["requestId"].is_string(), "{path}");
+        assert_eq!(body["error"]["details"][0]["field"].as_str(), field, "{path}");
+    }
+    let response = get("items", "sk_not_bigledger").await.unwrap();
+    assert_eq!(response.status().as_u16(), 401);
+    assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], "UNAUTHORIZED");
+    // A list page and its cursor.
+    let page: Value = get("inventory/adjustments?limit=2", API_KEY).await.unwrap().json().await.unwrap();
+    assert_eq!(page["pagination"]["hasMore"], true);
+    assert_eq!(page["data"].as_array().unwrap().len(), 2);
+    let cursor = page["pagination"]["nextCursor"].as_str().unwrap();
+    let next: Value =
+        get(&format!("inventory/adjustments?limit=2&cursor={cursor}"), API_KEY).await.unwrap().json().await.unwrap();
+    assert_ne!(next["data"][0]["id"], page["data"][0]["id"]);
 }

@@ -449,3 +449,13 @@ fn the_transfer_axis_allows_the_skew_on_both_sides_of_the_day() {
     let adjustments = query::axis(false);
     assert_eq!((adjustments.lead, adjustments.lag), (Duration::zero(), Duration::zero()));
 }
+
+#[test]
+fn a_bigledger_source_needs_a_key_and_a_company() {
+    use crate::config::Config;
+    let mut source = crate::mock::bigledger::source_config(Url::parse("https://api.bigledger.com/").unwrap());
+    source.credentials.remove("company_id");
+    let config = Config { sources: [("books".to_owned(), source)].into(), ..Config::default() };
+    let error = config.validate().unwrap_err().to_string();
+    assert_eq!(error, "sources.books: credentials.company_id or forward.company_id is required");
+}
