@@ -93,7 +93,8 @@ pub struct SourceConfig {
     /// Upstream page size (defaults to the API's maximum).
     #[serde(default)]
     pub page_size: Option<usize>,
-    /// First date window, in seconds, for sources walked by date (Trackstar).
+    /// First date window, in seconds, for sources walked by date (Trackstar,
+    /// BigLedger).
     #[serde(default)]
     pub initial_window_secs: Option<u64>,
 }

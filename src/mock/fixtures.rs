@@ -2,9 +2,10 @@
 //! the same data on every machine. Each tenant (credential) gets its own data
 //! set, so isolation between callers is observable.
 
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{DateTime, Duration, DurationRound, NaiveDate, Utc};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use rust_decimal::Decimal;
 
 /// Mock-wide settings.
 #[derive(Clone, Debug)]
@@ -45,6 +46,16 @@ pub fn hex_id(rng: &mut SmallRng, len: usize) -> String {
 /// A whole-second instant within the year before `anchor`.
 pub fn instant_in_year(rng: &mut SmallRng, anchor: DateTime<Utc>) -> DateTime<Utc> {
     anchor - Duration::seconds(rng.random_range(1..=365 * 86_400))
+}
+
+/// A day within the year before `anchor` (for date-only fields).
+pub fn day_in_year(rng: &mut SmallRng, anchor: DateTime<Utc>) -> NaiveDate {
+    (anchor - Duration::days(rng.random_range(1..=365))).date_naive()
+}
+
+/// An exact amount with two decimals, between `cents` bounds.
+pub fn money(rng: &mut SmallRng, cents: std::ops::Range<i64>) -> Decimal {
+    Decimal::new(rng.random_range(cents), 2)
 }
 
 pub const WAREHOUSE_NAMES: [&str; 12] = [

@@ -8,6 +8,7 @@
 // would only add noise at every `?`.
 #![allow(clippy::result_large_err)]
 
+pub mod bigledger;
 pub mod business_central;
 pub mod fixtures;
 pub mod trackstar;
@@ -58,6 +59,7 @@ pub struct MockState {
     requests: Mutex<std::collections::VecDeque<RecordedRequest>>,
     pub trackstar: trackstar::TrackstarMock,
     pub business_central: business_central::BusinessCentralMock,
+    pub bigledger: bigledger::BigLedgerMock,
 }
 
 impl MockState {
@@ -116,6 +118,7 @@ impl Mock {
         let state = Arc::new(MockState {
             trackstar: trackstar::TrackstarMock::new(options.clone()),
             business_central: business_central::BusinessCentralMock::new(options.clone()),
+            bigledger: bigledger::BigLedgerMock::new(options.clone()),
             options,
             stats: Mutex::default(),
             requests: Mutex::default(),
@@ -140,6 +143,7 @@ impl Mock {
         BTreeMap::from([
             ("trackstar".to_owned(), trackstar::source_config(self.url("trackstar"))),
             ("business-central".to_owned(), business_central::source_config(self.url("business-central"))),
+            ("bigledger".to_owned(), bigledger::source_config(self.url("bigledger"))),
         ])
     }
 }
@@ -148,6 +152,7 @@ pub fn router(state: Arc<MockState>) -> Router {
     Router::new()
         .nest("/trackstar", trackstar::router())
         .nest("/business-central", business_central::router())
+        .nest("/bigledger", bigledger::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), count_request))
         .route("/__mock/stats", get(stats))
         .route("/__mock/requests", get(requests))

@@ -4,8 +4,8 @@
 //! cursors) is shared. Adding an upstream: a folder here plus one line in
 //! `registry::build_source`.
 
+pub mod bigledger;
 pub mod business_central;
-pub mod decimal;
 pub mod registry;
 pub mod trackstar;
 pub mod window;

@@ -10,7 +10,7 @@ use futures::future::join_all;
 use secrecy::SecretString;
 use tracing::instrument;
 
-use super::{business_central, next_entries, trackstar, Source};
+use super::{bigledger, business_central, next_entries, trackstar, Source};
 use crate::config::{Config, ConfigError, SourceConfig};
 use crate::ledger::{merge, plan, Cursor, LedgerFilter, MergedPage};
 use crate::model::{LedgerEntry, SourceKind, SourceName};
@@ -22,6 +22,7 @@ fn build_source(name: SourceName, config: &SourceConfig) -> Result<Arc<dyn Sourc
     match config.kind {
         SourceKind::Trackstar => Ok(Arc::new(trackstar::Trackstar::new(name, config))),
         SourceKind::BusinessCentral => Ok(Arc::new(business_central::BusinessCentral::new(name, config))),
+        SourceKind::Bigledger => Ok(Arc::new(bigledger::BigLedger::new(name, config))),
         other => Err(ConfigError::UnsupportedKind { source_name: name.to_string(), kind: other }),
     }
 }
@@ -31,6 +32,7 @@ pub fn credential_fields(kind: SourceKind) -> &'static [&'static str] {
     match kind {
         SourceKind::Trackstar => trackstar::CREDENTIAL_FIELDS,
         SourceKind::BusinessCentral => business_central::CREDENTIAL_FIELDS,
+        SourceKind::Bigledger => bigledger::CREDENTIAL_FIELDS,
         _ => &[],
     }
 }

@@ -1,10 +1,17 @@
 //! Newest-first over an upstream that filters by date but promises no order
-//! (Trackstar). The ledger is read in half-open date windows walking back in
-//! time: a window is read completely, then its entries are final, because
-//! everything older lies in later windows. The window span adapts: it shrinks
-//! when a window overflows one upstream page and grows when windows come back
-//! thin or empty. Memory stays at about one upstream page and the calls per
-//! page at a handful, however large the ledger.
+//! (Trackstar, BigLedger). The ledger is read in half-open date windows
+//! walking back in time: a window is read completely, then its entries are
+//! final, because everything older lies in later windows. The window span
+//! adapts: it shrinks when a window overflows one upstream page and grows
+//! when windows come back thin or empty. Memory stays at about one upstream
+//! page and the calls per page at a handful, however large the ledger.
+//!
+//! Windows are over the date the upstream filters on. Usually that is the
+//! entry date itself; a [`DateAxis`] describes upstreams where it is not: a
+//! filter that only tells days apart, or records (a stock transfer) filtered
+//! by their own date while their entries carry others (shipped, delivered).
+//! The walk then widens its bounds and holds its watermark back by that
+//! spread, so an entry is still released only once nothing newer can come.
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
@@ -29,10 +36,36 @@ pub struct WindowPage {
     pub next_page: Option<String>,
 }
 
+/// How the date an upstream filters on relates to its entries' dates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DateAxis {
+    /// The narrowest window the upstream's filter tells apart (a second for
+    /// timestamps, a day for dates): a window this narrow that still fills
+    /// a page is read page by page instead of being narrowed further.
+    pub granularity: Duration,
+    /// An entry may be dated up to this long before the filtered date...
+    pub lead: Duration,
+    /// ...and up to this long after it.
+    pub lag: Duration,
+}
+
+impl Default for DateAxis {
+    /// The upstream filters on the entry date itself, to the second.
+    fn default() -> Self {
+        Self { granularity: MIN_SPAN, lead: Duration::zero(), lag: Duration::zero() }
+    }
+}
+
 /// How a connector reads one window.
 #[async_trait]
 pub trait WindowFetch: Send + Sync {
+    /// Every entry of the records whose filtered date lies in `window`
+    /// (for the default axis: the entries dated in `window`).
     async fn fetch_window(&self, window: Window, page_token: Option<&str>) -> Result<WindowPage, UpstreamError>;
+
+    fn axis(&self) -> DateAxis {
+        DateAxis::default()
+    }
 }
 
 const MIN_SPAN: Duration = Duration::seconds(1);
@@ -43,6 +76,7 @@ const MAX_SPAN: Duration = Duration::days(365 * 200);
 #[derive(Debug)]
 pub struct WindowScan<F> {
     fetch: F,
+    axis: DateAxis,
     /// Exclusive end of the next window; `None`: open (no upper bound yet).
     upper: Option<DateTime<Utc>>,
     /// Inclusive floor from the caller's filter.
@@ -70,17 +104,26 @@ impl<F: WindowFetch> WindowScan<F> {
             range.lte.map(|d| second(d) + MIN_SPAN),
             request.position.as_ref().and_then(|p| p.entry_date).map(|d| second(d) + MIN_SPAN),
         ];
-        let upper = uppers.into_iter().flatten().min();
-        let floor = range.gt.into_iter().chain(range.gte).max().map(second);
+        // Records dated up to `lead` after an entry can hold it; records
+        // dated more than `lag` before one cannot.
+        let axis = fetch.axis();
+        let upper = uppers.into_iter().flatten().min().map(|u| u.checked_add_signed(axis.lead).unwrap_or(u));
+        let floor = range
+            .gt
+            .into_iter()
+            .chain(range.gte)
+            .max()
+            .map(second)
+            .map(|f| f.checked_sub_signed(axis.lag).unwrap_or(f));
         let span = request
             .hint
             .as_ref()
             .and_then(|h| h.get("span")?.as_i64())
             .and_then(Duration::try_seconds)
             .unwrap_or(default_span)
-            .clamp(MIN_SPAN, MAX_SPAN);
+            .clamp(axis.granularity, MAX_SPAN);
         let exhausted = matches!((upper, floor), (Some(u), Some(f)) if u <= f);
-        Self { fetch, upper, floor, span, dense_from: None, want: request.want.max(1), page_limit, exhausted }
+        Self { fetch, axis, upper, floor, span, dense_from: None, want: request.want.max(1), page_limit, exhausted }
     }
 
     /// The next window and whether it reaches the bottom of the ledger.
@@ -90,7 +133,7 @@ impl<F: WindowFetch> WindowScan<F> {
 
     /// Half the distance to the known dense point: the widest window worth trying.
     fn bisect(&self) -> Option<Duration> {
-        self.dense_from.map(|dense| whole_seconds((self.top() - dense).num_seconds() / 2))
+        self.dense_from.map(|dense| self.whole_seconds((self.top() - dense).num_seconds() / 2))
     }
 
     fn next_window(&self) -> (Window, bool) {
@@ -137,13 +180,14 @@ impl<F: WindowFetch> WindowScan<F> {
             n if n > self.page_limit / 2 => 0.5,
             _ => 1.0,
         };
-        self.span = whole_seconds((self.span.num_seconds() as f64 * factor).round() as i64);
+        self.span = self.whole_seconds((self.span.num_seconds() as f64 * factor).round() as i64);
     }
-}
 
-/// Windows start and end on whole seconds, the upstreams' date precision.
-fn whole_seconds(seconds: i64) -> Duration {
-    Duration::try_seconds(seconds).unwrap_or(MAX_SPAN).clamp(MIN_SPAN, MAX_SPAN)
+    /// Windows start and end on whole seconds, the upstreams' date
+    /// precision, and are never narrower than the filter can tell apart.
+    fn whole_seconds(&self, seconds: i64) -> Duration {
+        Duration::try_seconds(seconds).unwrap_or(MAX_SPAN).clamp(self.axis.granularity, MAX_SPAN)
+    }
 }
 
 #[async_trait]
@@ -155,10 +199,12 @@ impl<F: WindowFetch> LedgerScan for WindowScan<F> {
         loop {
             let (window, reaches_bottom) = self.next_window();
             let first = self.fetch.fetch_window(window, None).await?;
-            if first.next_page.is_some() && self.span > MIN_SPAN {
+            // A window clamped to the caller's floor is narrower than the span.
+            let width = window.from.map_or(self.span, |from| self.top() - from);
+            if first.next_page.is_some() && width > self.axis.granularity {
                 // Too dense to read in one page: narrow and try again.
                 self.dense_from = window.from;
-                let narrower = whole_seconds(self.span.num_seconds() / 2);
+                let narrower = self.whole_seconds(width.num_seconds() / 2);
                 self.span = self.bisect().unwrap_or(narrower).min(narrower);
                 continue;
             }
@@ -173,7 +219,9 @@ impl<F: WindowFetch> LedgerScan for WindowScan<F> {
                     if let Some(widest) = self.bisect() {
                         self.span = self.span.min(widest);
                     }
-                    Watermark::AtOrAfter(from)
+                    // Unread records are dated before `from`: their
+                    // entries are dated before `from + lag`.
+                    Watermark::AtOrAfter(from.checked_add_signed(self.axis.lag).unwrap_or(from))
                 }
                 _ => {
                     self.exhausted = true;
@@ -198,7 +246,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
-    use crate::ledger::{Collector, SourceFilter};
+    use crate::ledger::{Collector, SourceFilter, TimeRange};
     use crate::model::{Amounts, EventType, SortKey, SourceKind, SourceName};
     use crate::sources::drive;
 
@@ -347,6 +395,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_dense_range_narrower_than_the_span_is_read_without_narrowing_in_vain() {
+        // 2500 entries in one second, asked for by a one-second range with a
+        // day-wide span: the window is already as narrow as it can be.
+        let at = end() - Duration::days(1);
+        let entries: Vec<LedgerEntry> = (0..2500).map(|n| entry(format!("{n:05}"), at)).collect();
+        let upstream = Arc::new(Unordered {
+            entries,
+            page_limit: 1000,
+            calls: AtomicUsize::new(0),
+            largest_page: AtomicUsize::new(0),
+        });
+        let range = TimeRange { gte: Some(at), lte: Some(at), ..Default::default() };
+        let filter = SourceFilter { entry_date: range, ..Default::default() };
+        let request = ScanRequest { filter: filter.clone(), position: None, want: 10, hint: None };
+        let scan = WindowScan::new(upstream.clone(), &request, 1000, Duration::days(1));
+        let (first, _, _) = drive(Box::new(scan), Collector::new(None, filter, 10)).await.unwrap();
+        assert_eq!(first.iter().map(|e| e.native_id.as_str()).collect::<Vec<_>>(), upstream.expected()[..10]);
+        // The window's three pages, nothing else.
+        assert_eq!(upstream.calls.load(Ordering::Relaxed), 3);
+    }
+
+    #[tokio::test]
     async fn a_ledger_that_went_quiet_long_ago_is_found_by_bisection() {
         // 200k entries over a year that ended a year ago: the first page has
         // to cross a year of nothing above a dense region.
@@ -382,5 +452,124 @@ mod tests {
         let (first, more, _) = page(&upstream, None, 10, None).await;
         assert!(more);
         assert_eq!(first.iter().map(|e| e.native_id.as_str()).collect::<Vec<_>>(), upstream.expected()[..10]);
+    }
+
+    /// An upstream of documents filtered by whole days, each holding
+    /// entries dated up to `LEAD` before and `LAG` after its day (stock
+    /// transfers, say), listed in an order unrelated to dates.
+    struct DayDocuments {
+        /// (day, entries), sorted by day.
+        documents: Vec<(DateTime<Utc>, Vec<LedgerEntry>)>,
+        page_limit: usize,
+        calls: AtomicUsize,
+    }
+
+    const LEAD: Duration = Duration::days(3);
+    const LAG: Duration = Duration::days(5);
+
+    impl DayDocuments {
+        fn new(count: usize, days: i64, page_limit: usize) -> Arc<Self> {
+            let mut rng = SmallRng::seed_from_u64(count as u64 + 7);
+            let today = end().duration_trunc(Duration::days(1)).unwrap();
+            let mut documents: Vec<(DateTime<Utc>, Vec<LedgerEntry>)> = (0..count)
+                .map(|n| {
+                    let day = today - Duration::days(rng.random_range(0..days));
+                    let entries = (0..rng.random_range(1..=3))
+                        .map(|line| {
+                            let offset = rng.random_range(-LEAD.num_seconds()..=LAG.num_seconds());
+                            entry(format!("{n:05}:{line}"), day + Duration::seconds(offset))
+                        })
+                        .collect();
+                    (day, entries)
+                })
+                .collect();
+            documents.sort_by_key(|(day, _)| *day);
+            Arc::new(Self { documents, page_limit, calls: AtomicUsize::new(0) })
+        }
+
+        fn expected(&self, range: &TimeRange) -> Vec<String> {
+            let mut keys: Vec<SortKey> = self
+                .documents
+                .iter()
+                .flat_map(|(_, entries)| entries)
+                .filter(|e| range.contains(e.entry_date))
+                .map(LedgerEntry::sort_key)
+                .collect();
+            keys.sort();
+            keys.into_iter().map(|k| k.native_id).collect()
+        }
+    }
+
+    #[async_trait]
+    impl WindowFetch for Arc<DayDocuments> {
+        async fn fetch_window(&self, window: Window, page_token: Option<&str>) -> Result<WindowPage, UpstreamError> {
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            // Whole days only: a window selects the documents whose day starts in it.
+            let mut matching: Vec<&(DateTime<Utc>, Vec<LedgerEntry>)> = self
+                .documents
+                .iter()
+                .filter(|(day, _)| window.from.is_none_or(|f| *day >= f) && window.to.is_none_or(|t| *day < t))
+                .collect();
+            matching.sort_by(|a, b| b.1[0].native_id.cmp(&a.1[0].native_id));
+            let offset: usize = page_token.map_or(0, |t| t.parse().unwrap());
+            let page: Vec<LedgerEntry> =
+                matching.iter().skip(offset).take(self.page_limit).flat_map(|(_, e)| e.clone()).collect();
+            let read = (offset + self.page_limit).min(matching.len());
+            let next_page = (read < matching.len()).then(|| read.to_string());
+            Ok(WindowPage { entries: page, next_page })
+        }
+
+        fn axis(&self) -> DateAxis {
+            DateAxis { granularity: Duration::days(1), lead: LEAD, lag: LAG }
+        }
+    }
+
+    #[tokio::test]
+    async fn entries_spread_around_their_documents_day_come_out_once_in_order() {
+        let today = end().duration_trunc(Duration::days(1)).unwrap();
+        let ranges = [
+            TimeRange::default(),
+            TimeRange {
+                gte: Some(today - Duration::days(40)),
+                lt: Some(today - Duration::days(10)),
+                ..Default::default()
+            },
+        ];
+        for (count, want, limit) in [(300, 1, 10), (300, 7, 5), (600, 50, 20), (40, 500, 3)] {
+            for range in &ranges {
+                let upstream = DayDocuments::new(count, 120, limit);
+                let filter = SourceFilter { entry_date: range.clone(), ..Default::default() };
+                let (mut position, mut hint, mut walked) = (None, None, Vec::new());
+                loop {
+                    let request = ScanRequest { filter: filter.clone(), position: position.clone(), want, hint };
+                    let scan = WindowScan::new(upstream.clone(), &request, limit, Duration::days(2));
+                    let collector = Collector::new(position, filter.clone(), want);
+                    let (entries, more, next_hint) = drive(Box::new(scan), collector).await.unwrap();
+                    walked.extend(entries.iter().map(|e| e.native_id.clone()));
+                    position = entries.last().map(LedgerEntry::sort_key);
+                    hint = next_hint;
+                    if !more {
+                        break;
+                    }
+                }
+                assert_eq!(walked, upstream.expected(range), "count={count} want={want} limit={limit} {range:?}");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_day_denser_than_a_page_is_read_page_by_page_without_narrowing_below_a_day() {
+        // 60 documents on one day, pages of 10: narrowing cannot help.
+        let upstream = DayDocuments::new(60, 1, 10);
+        let request = ScanRequest { filter: SourceFilter::default(), position: None, want: 5, hint: None };
+        let scan = WindowScan::new(upstream.clone(), &request, 10, Duration::days(4));
+        let collector = Collector::new(None, SourceFilter::default(), 5);
+        let (entries, _, _) = drive(Box::new(scan), collector).await.unwrap();
+        assert_eq!(
+            entries.iter().map(|e| e.native_id.clone()).collect::<Vec<_>>(),
+            upstream.expected(&TimeRange::default())[..5]
+        );
+        // 4 days -> 2 -> 1 (overflowing first pages), then the day's six pages.
+        assert_eq!(upstream.calls.load(Ordering::Relaxed), 8);
     }
 }

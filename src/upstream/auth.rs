@@ -8,6 +8,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use hmac::{Hmac, Mac};
+use reqwest::header::HeaderValue;
 use secrecy::{ExposeSecret, SecretString};
 use sha2::Sha256;
 
@@ -84,6 +85,14 @@ impl fmt::Debug for Credentials {
             .field("fingerprint", &self.fingerprint)
             .finish()
     }
+}
+
+/// A header value marked sensitive, so it never shows in debug output;
+/// `None` when `value` cannot be sent as a header.
+pub fn sensitive_header(value: &str) -> Option<HeaderValue> {
+    let mut value = HeaderValue::from_str(value).ok()?;
+    value.set_sensitive(true);
+    Some(value)
 }
 
 #[cfg(test)]

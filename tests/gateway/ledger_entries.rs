@@ -105,16 +105,18 @@ async fn skus_items_and_locations_filter_in_the_gateway() {
     let data = tenant(&app);
     let sample = &data.by_date[10];
     let sku = data.items[sample.item].sku.clone();
-    let (nodes, _) = app.walk(json!({"skus": [sku]}), 5).await;
+    let (nodes, _) = app.walk(json!({"sources": ["trackstar"], "skus": [sku]}), 5).await;
     assert_eq!(ids(&nodes), expected(&app, |d, r| d.items[r.item].sku == sku));
     assert!(!nodes.is_empty());
 
     let item = data.items[sample.item].id.clone();
-    let (nodes, _) = app.walk(json!({"itemIds": [format!("trackstar:{item}"), "other-source:x"]}), 5).await;
+    let item_ids = json!([format!("trackstar:{item}"), "other-source:x"]);
+    let (nodes, _) = app.walk(json!({"sources": ["trackstar"], "itemIds": item_ids}), 5).await;
     assert_eq!(ids(&nodes), expected(&app, |d, r| d.items[r.item].id == item));
 
     let warehouse = data.warehouses[sample.warehouse].id.clone();
-    let (nodes, _) = app.walk(json!({"locationIds": [format!("trackstar:{warehouse}")]}), 50).await;
+    let (nodes, _) =
+        app.walk(json!({"sources": ["trackstar"], "locationIds": [format!("trackstar:{warehouse}")]}), 50).await;
     assert_eq!(ids(&nodes), expected(&app, |d, r| d.warehouses[r.warehouse].id == warehouse));
     // Trackstar cannot filter these: no such parameter ever reaches it.
     for (_, query) in app.requests().await {
@@ -167,7 +169,7 @@ async fn user_text_reaches_trackstar_only_as_encoded_values() {
 async fn trackstar_receives_whole_second_dates_and_a_bounded_limit() {
     let app = spawn_app().await;
     app.reset_stats().await;
-    let filter = json!({"entryDate": {"gt": "2026-03-01T10:00:00.250Z", "lte": "2026-04-01T00:00:00.5Z"}});
+    let filter = json!({"sources": ["trackstar"], "entryDate": {"gt": "2026-03-01T10:00:00.250Z", "lte": "2026-04-01T00:00:00.5Z"}});
     let (nodes, _) = app.walk(filter, 20).await;
     let gt = at("2026-03-01T10:00:00.250Z");
     let lte = at("2026-04-01T00:00:00.5Z");

@@ -6,6 +6,9 @@
 
 mod helpers;
 
+/// BigLedger: entries synthesized from adjustments and transfers, pushdown,
+/// lookups by id, its error dialect.
+mod bigledger;
 /// Business Central: OData pushdown, day-precision paging, enums, decimals, errors.
 mod business_central;
 /// Errors: cursor misuse, bad input, upstream failures, all with codes.

@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::model::{
     Address, Amounts, DocumentRef, EventType, Item, LedgerEntry, Location, LocationKind, Money, SourceKind, SourceName,
 };
-use crate::sources::decimal::exact_opt;
+use crate::upstream::decimal::exact_opt;
 
 /// An OData collection response.
 #[derive(Debug, Deserialize)]

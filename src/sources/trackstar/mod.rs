@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use async_trait::async_trait;
 use chrono::Duration;
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use url::Url;
 
@@ -20,7 +20,7 @@ use super::{Batch, LedgerScan, ScanRequest, Source};
 use crate::config::SourceConfig;
 use crate::ledger::{BatchLimits, Capabilities, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, SourceKind, SourceName};
-use crate::upstream::{endpoint, Call, Credentials, UpstreamClient, UpstreamError, UpstreamFailure};
+use crate::upstream::{endpoint, sensitive_header, Call, Credentials, UpstreamClient, UpstreamError, UpstreamFailure};
 use records::{InventoryRecord, LedgerRecord, ListEnvelope, WarehouseRecord};
 
 pub const CREDENTIAL_FIELDS: &[&str] = &["api_key", "access_token"];
@@ -92,9 +92,9 @@ impl Trackstar {
         for (header, field) in [("x-trackstar-api-key", "api_key"), ("x-trackstar-access-token", "access_token")] {
             let value = credentials
                 .get(field)
-                .and_then(|v| HeaderValue::from_str(v).ok())
+                .and_then(sensitive_header)
                 .ok_or_else(|| UpstreamError::new(&self.name, UpstreamFailure::MissingCredentials))?;
-            headers.insert(header, sensitive(value));
+            headers.insert(header, value);
         }
         Ok(headers)
     }
@@ -137,12 +137,6 @@ impl Trackstar {
         }
         Ok(records)
     }
-}
-
-/// Marks a header as sensitive so it never shows in debug output.
-fn sensitive(mut value: HeaderValue) -> HeaderValue {
-    value.set_sensitive(true);
-    value
 }
 
 /// Trackstar reports a bad page token as a 422 on `page_token`.

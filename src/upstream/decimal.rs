@@ -18,6 +18,11 @@ use serde_json::value::RawValue;
 pub fn parse_exact(text: &str) -> Option<Decimal> {
     let text = text.trim();
     let text = text.strip_prefix('"').and_then(|t| t.strip_suffix('"')).unwrap_or(text);
+    // JSON number syntax only: `Decimal`'s own parsers also take `1_000`.
+    let unsigned = text.strip_prefix('-').unwrap_or(text);
+    if !unsigned.starts_with(|c: char| c.is_ascii_digit()) || !unsigned.chars().all(|c| "0123456789.eE+-".contains(c)) {
+        return None;
+    }
     let (mantissa, exponent) = match text.find(['e', 'E']) {
         Some(at) => (&text[..at], Some(&text[at + 1..])),
         None => (text, None),
@@ -115,5 +120,45 @@ mod tests {
     fn a_non_number_fails_the_record() {
         assert!(serde_json::from_str::<Row>(r#"{"amount": "lots"}"#).is_err());
         assert!(serde_json::from_str::<Row>(r#"{"amount": null}"#).is_err());
+    }
+
+    // Trailing zeros and strings, as BigLedger sends them.
+    #[derive(Debug, Deserialize)]
+    struct Line {
+        #[serde(deserialize_with = "exact")]
+        amount: Decimal,
+        #[serde(default, deserialize_with = "exact_opt")]
+        maybe: Option<Decimal>,
+    }
+
+    fn line(json: &str) -> Result<Line, serde_json::Error> {
+        serde_json::from_str(json)
+    }
+
+    #[test]
+    fn numbers_keep_every_digit_and_their_scale() {
+        let r = line(r#"{"amount": 12345678901234567.89, "maybe": -37.00}"#).unwrap();
+        assert_eq!(r.amount.to_string(), "12345678901234567.89");
+        assert_eq!(r.maybe.unwrap().to_string(), "-37.00");
+        assert_eq!(line(r#"{"amount": 0.1}"#).unwrap().amount.to_string(), "0.1");
+        assert_eq!(line(r#"{"amount": 1.5e2}"#).unwrap().amount, Decimal::from(150));
+    }
+
+    #[test]
+    fn strings_holding_numbers_are_accepted() {
+        assert_eq!(line(r#"{"amount": "18.50"}"#).unwrap().amount.to_string(), "18.50");
+    }
+
+    #[test]
+    fn absent_and_null_optionals_are_none() {
+        assert_eq!(line(r#"{"amount": 1}"#).unwrap().maybe, None);
+        assert_eq!(line(r#"{"amount": 1, "maybe": null}"#).unwrap().maybe, None);
+    }
+
+    #[test]
+    fn non_numbers_and_unrepresentable_numbers_are_errors() {
+        for bad in [r#""abc""#, "true", r#""1_000""#, "null", "123456789012345678901234567890.5"] {
+            assert!(line(&format!(r#"{{"amount": {bad}}}"#)).is_err(), "{bad}");
+        }
     }
 }

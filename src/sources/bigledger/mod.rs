@@ -1,0 +1,474 @@
+//! BigLedger's inventory API. It has no ledger: entries are synthesized from
+//! the lines of posted stock adjustments and completed stock transfers
+//! (`records.rs`). Neither list promises an order and both filter by whole
+//! days, so the ledger is walked in date windows (`sources::window`) over
+//! the documents' days; a transfer's entries are dated by shipment and
+//! delivery, which the window walk allows for with the skew in `query.rs`.
+//! Items and locations have no batch lookup: one GET per key, a few at once.
+
+mod query;
+mod records;
+#[cfg(test)]
+mod tests;
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use chrono::Duration;
+use futures::stream::{self, StreamExt, TryStreamExt};
+use reqwest::header::HeaderMap;
+use reqwest::StatusCode;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+use url::Url;
+
+use super::window::{DateAxis, Window, WindowFetch, WindowPage, WindowScan};
+use super::{Batch, LedgerScan, ScanRequest, Source};
+use crate::config::SourceConfig;
+use crate::ledger::{BatchLimits, Capabilities, Pushdown, SourceFilter, Support, Watermark};
+use crate::model::{EventType, Item, LedgerEntry, Location, SourceKind, SourceName};
+use crate::upstream::{endpoint, sensitive_header, Call, Credentials, UpstreamClient, UpstreamError, UpstreamFailure};
+use query::{DayRange, LedgerQuery, Params};
+use records::{
+    midnight, AdjustmentRecord, EntryId, ErrorEnvelope, ItemRecord, ListEnvelope, LocationRecord, SingleEnvelope,
+    TransferRecord,
+};
+
+pub const CREDENTIAL_FIELDS: &[&str] = &["api_key", "company_id"];
+const MAX_PAGE_SIZE: usize = 200;
+/// BigLedger has no batch lookup: items and locations cost one GET each,
+/// and this many run at once.
+const LOOKUP_CONCURRENCY: usize = 5;
+/// The item search is fuzzy; past this many pages without the exact sku the
+/// sku is left to the gateway instead of costing more calls.
+const MAX_SEARCH_PAGES: usize = 3;
+/// First window of a walk without a hint from the cursor.
+const DEFAULT_WINDOW_DAYS: i64 = 7;
+
+#[derive(Debug)]
+pub struct BigLedger {
+    name: SourceName,
+    base_url: Url,
+    client: UpstreamClient,
+    capabilities: Capabilities,
+    page_size: usize,
+    initial_window: Duration,
+}
+
+/// Which of the two document lists a page comes from.
+#[derive(Clone, Copy, Debug)]
+enum Book {
+    Adjustments,
+    Transfers,
+}
+
+impl BigLedger {
+    pub fn new(name: SourceName, config: &SourceConfig) -> Self {
+        let lookups = BatchLimits { max_keys: 1, concurrency: LOOKUP_CONCURRENCY };
+        let capabilities = Capabilities {
+            pushdown: Pushdown {
+                // Whole days, and a transfer's days are not its entries' dates.
+                entry_date: Support::Coarse,
+                updated_at: Support::Gateway,
+                // Each event type is its own list: choosing lists is exact.
+                event_types: Support::Native,
+                // One sku or item becomes `itemId`, which selects documents:
+                // their other lines are filtered out in the gateway.
+                skus: Support::Coarse,
+                item_ids: Support::Coarse,
+                // `locationId` for adjustments only.
+                location_ids: Support::Coarse,
+                // Ids name their document's day and list: only those are read.
+                ids: Support::Coarse,
+                ids_override_other_filters: false,
+            },
+            event_types: &[EventType::Adjustment, EventType::Transfer],
+            max_page_size: MAX_PAGE_SIZE,
+            items: Some(lookups),
+            locations: Some(lookups),
+        };
+        let default_window = Duration::days(DEFAULT_WINDOW_DAYS);
+        Self {
+            client: UpstreamClient::new(name.clone(), config.http.policy(), error_dialect),
+            name,
+            base_url: config.base_url.clone(),
+            capabilities,
+            page_size: config.page_size.unwrap_or(MAX_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE),
+            initial_window: config
+                .initial_window_secs
+                .and_then(|secs| Duration::try_seconds(i64::try_from(secs).ok()?))
+                .unwrap_or(default_window),
+        }
+    }
+
+    fn call(
+        &self,
+        credentials: &Credentials,
+        route: &'static str,
+        path: &[&str],
+        params: &[(String, String)],
+    ) -> Result<Call, UpstreamError> {
+        let mut url = endpoint(&self.base_url, path);
+        if !params.is_empty() {
+            url.query_pairs_mut().extend_pairs(params);
+        }
+        Ok(Call { route, url, headers: self.auth_headers(credentials)? })
+    }
+
+    fn auth_headers(&self, credentials: &Credentials) -> Result<HeaderMap, UpstreamError> {
+        let missing = || UpstreamError::new(&self.name, UpstreamFailure::MissingCredentials);
+        let bearer = credentials.get("api_key").and_then(|key| sensitive_header(&format!("Bearer {key}")));
+        let company = credentials.get("company_id").and_then(sensitive_header);
+        let mut headers = HeaderMap::new();
+        headers.insert(reqwest::header::AUTHORIZATION, bearer.ok_or_else(missing)?);
+        headers.insert("x-company-id", company.ok_or_else(missing)?);
+        Ok(headers)
+    }
+
+    /// One page of a list endpoint and the cursor of the next.
+    async fn list<T: DeserializeOwned>(
+        &self,
+        credentials: &Credentials,
+        route: &'static str,
+        path: &[&str],
+        params: &[(String, String)],
+    ) -> Result<(Vec<T>, Option<String>), UpstreamError> {
+        let page: ListEnvelope<T> = self.client.get_json(&self.call(credentials, route, path, params)?).await?;
+        let next = match (page.pagination.has_more, page.pagination.next_cursor) {
+            (false, _) => None,
+            (true, Some(cursor)) => Some(cursor),
+            // More pages but no way to them: stopping would lose them silently.
+            (true, None) => {
+                warn!(source = %self.name, route, "more pages announced without a cursor");
+                return Err(UpstreamError::new(&self.name, UpstreamFailure::BadResponse));
+            }
+        };
+        Ok((page.data, next))
+    }
+
+    /// One object by id; `None` when BigLedger has no such object.
+    async fn get_one<T: DeserializeOwned>(
+        &self,
+        credentials: &Credentials,
+        route: &'static str,
+        path: &[&str],
+    ) -> Result<Option<T>, UpstreamError> {
+        let call = self.call(credentials, route, path, &[])?;
+        match self.client.get_json::<SingleEnvelope<T>>(&call).await {
+            Ok(single) => Ok(Some(single.data)),
+            Err(e) if e.failure == UpstreamFailure::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// One page of `book` on `days`, as entries.
+    async fn book_page(
+        &self,
+        credentials: &Credentials,
+        book: Book,
+        query: &LedgerQuery,
+        days: DayRange,
+        cursor: Option<&str>,
+    ) -> Result<(Vec<LedgerEntry>, Option<String>), UpstreamError> {
+        let path = ["inventory", book.path()];
+        match book {
+            Book::Adjustments => {
+                let params = query::adjustment_params(query, days, self.page_size, cursor);
+                let (records, next) = self.list::<AdjustmentRecord>(credentials, "adjustments", &path, &params).await?;
+                Ok((records.into_iter().flat_map(|r| r.into_entries(&self.name)).collect(), next))
+            }
+            Book::Transfers => {
+                let params = query::transfer_params(query, days, self.page_size, cursor);
+                let (records, next) = self.list::<TransferRecord>(credentials, "transfers", &path, &params).await?;
+                Ok((records.into_iter().flat_map(|r| self.transfer_entries(r)).collect(), next))
+            }
+        }
+    }
+
+    /// A transfer's entries, with a warning for any dated outside the skew
+    /// the window walk allows for: such an entry may be skipped by a walk.
+    fn transfer_entries(&self, record: TransferRecord) -> Vec<LedgerEntry> {
+        let day = midnight(record.date);
+        let axis = query::axis(true);
+        let (transfer, entries) = (record.id.clone(), record.into_entries(&self.name));
+        for entry in &entries {
+            if entry.entry_date.is_some_and(|at| at < day - axis.lead || at > day + axis.lag) {
+                warn!(source = %self.name, %transfer, entry = %entry.native_id, "transfer entry dated outside the assumed skew");
+            }
+        }
+        entries
+    }
+
+    /// The item whose `itemCode` is exactly `sku`, through the fuzzy search.
+    async fn resolve_sku(&self, credentials: &Credentials, sku: &str) -> Result<SkuMatch, UpstreamError> {
+        let mut cursor = None;
+        for _ in 0..MAX_SEARCH_PAGES {
+            let params = query::item_search_params(sku, MAX_PAGE_SIZE, cursor.as_deref());
+            let (items, next) = self.list::<ItemRecord>(credentials, "items", &["items"], &params).await?;
+            // Item codes are unique: the exact match, if any, is the item.
+            if let Some(item) = items.into_iter().find(|i| i.item_code.as_deref() == Some(sku)) {
+                return Ok(SkuMatch::Item(item.id));
+            }
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(SkuMatch::None),
+            }
+        }
+        Ok(SkuMatch::Unresolved)
+    }
+
+    /// Objects of `collection` by id, one GET each, `LOOKUP_CONCURRENCY` at
+    /// once; ids BigLedger does not know are left out.
+    async fn lookup_each<T: DeserializeOwned + Send>(
+        &self,
+        credentials: &Credentials,
+        route: &'static str,
+        collection: &'static str,
+        keys: &[String],
+    ) -> Result<HashMap<String, T>, UpstreamError> {
+        // Owned keys: a closure over borrowed ones trips the `Send` check of
+        // the trait's boxed future (rust-lang/rust#102211).
+        stream::iter(keys.to_vec())
+            .map(|key: String| async move {
+                let found = self.get_one::<T>(credentials, route, &[collection, &key]).await?;
+                Ok(found.map(|value| (key, value)))
+            })
+            .buffer_unordered(LOOKUP_CONCURRENCY)
+            .try_filter_map(|found| async move { Ok(found) })
+            .try_collect()
+            .await
+    }
+
+    /// The entry `id` names, found among its document's day.
+    async fn find_entry(&self, credentials: &Credentials, id: &EntryId) -> Result<Option<LedgerEntry>, UpstreamError> {
+        let wanted = id.to_string();
+        let book = match id {
+            EntryId::Adjustment { .. } => Book::Adjustments,
+            EntryId::Transfer { .. } => Book::Transfers,
+        };
+        let days = DayRange::single(id.date());
+        let mut cursor = None;
+        loop {
+            let (entries, next) =
+                self.book_page(credentials, book, &LedgerQuery::default(), days, cursor.as_deref()).await?;
+            if let Some(entry) = entries.into_iter().find(|e| e.native_id == wanted) {
+                return Ok(Some(entry));
+            }
+            match next {
+                Some(next) => cursor = Some(next),
+                None => return Ok(None),
+            }
+        }
+    }
+}
+
+impl Book {
+    fn path(self) -> &'static str {
+        match self {
+            Book::Adjustments => "adjustments",
+            Book::Transfers => "transfers",
+        }
+    }
+}
+
+/// What the fuzzy item search says about a sku.
+#[derive(Debug, PartialEq, Eq)]
+enum SkuMatch {
+    Item(String),
+    /// No item has this code: no entry can have it either.
+    None,
+    /// Not settled within the search budget: filter in the gateway.
+    Unresolved,
+}
+
+/// `query` with the item a single sku resolved to; `None` when no entry
+/// can match.
+fn with_sku(mut query: LedgerQuery, found: SkuMatch) -> Option<LedgerQuery> {
+    match found {
+        SkuMatch::Unresolved => Some(query),
+        SkuMatch::None => None,
+        SkuMatch::Item(id) => {
+            if query.item_refs.as_ref().is_some_and(|refs| !refs.contains(&id)) {
+                return None;
+            }
+            query.item_id = Some(id);
+            Some(query)
+        }
+    }
+}
+
+/// BigLedger documents no code for a cursor it no longer accepts; the mock
+/// answers `400 VALIDATION_ERROR` with `details[].field = "cursor"`, and a
+/// dedicated `INVALID_CURSOR` code is read the same way.
+fn error_dialect(status: StatusCode, body: &[u8]) -> Option<UpstreamFailure> {
+    if !matches!(status, StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY) {
+        return None;
+    }
+    let body: ErrorEnvelope = serde_json::from_slice(body).ok()?;
+    let on_cursor = body.error.details.iter().any(|d| d.field.as_deref() == Some("cursor"));
+    (on_cursor || body.error.code.as_deref() == Some("INVALID_CURSOR")).then_some(UpstreamFailure::PageTokenInvalid)
+}
+
+/// Where each list of a window stands; the window's page token.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Cursors {
+    #[serde(rename = "a", skip_serializing_if = "Option::is_none")]
+    adjustments: Option<String>,
+    #[serde(rename = "t", skip_serializing_if = "Option::is_none")]
+    transfers: Option<String>,
+}
+
+/// The lists a walk reads, bound to a caller's credentials. A window is
+/// both lists' documents dated in it, read side by side.
+struct Books<'a> {
+    source: &'a BigLedger,
+    credentials: &'a Credentials,
+    query: LedgerQuery,
+}
+
+impl Books<'_> {
+    /// One page of `book`, if this page of the window reads it.
+    async fn page(
+        &self,
+        book: Book,
+        days: DayRange,
+        cursor: Option<Option<String>>,
+    ) -> Result<(Vec<LedgerEntry>, Option<String>), UpstreamError> {
+        match cursor {
+            Some(cursor) => self.source.book_page(self.credentials, book, &self.query, days, cursor.as_deref()).await,
+            None => Ok((Vec::new(), None)),
+        }
+    }
+}
+
+#[async_trait]
+impl WindowFetch for Books<'_> {
+    async fn fetch_window(&self, window: Window, page_token: Option<&str>) -> Result<WindowPage, UpstreamError> {
+        let Some(days) = query::day_range(window) else { return Ok(WindowPage::default()) };
+        // Outer option: read this list on this page; inner: from which cursor.
+        let (adjustments, transfers) = match page_token {
+            None => (self.query.adjustments.then_some(None), self.query.transfers.then_some(None)),
+            Some(token) => {
+                let cursors: Cursors = serde_json::from_str(token)
+                    .map_err(|_| UpstreamError::new(&self.source.name, UpstreamFailure::PageTokenInvalid))?;
+                (cursors.adjustments.map(Some), cursors.transfers.map(Some))
+            }
+        };
+        let (adjustments, transfers) = futures::try_join!(
+            self.page(Book::Adjustments, days, adjustments),
+            self.page(Book::Transfers, days, transfers)
+        )?;
+        let next = Cursors { adjustments: adjustments.1, transfers: transfers.1 };
+        let next_page = (next.adjustments.is_some() || next.transfers.is_some())
+            .then(|| serde_json::to_string(&next).unwrap_or_default());
+        let mut entries = adjustments.0;
+        entries.extend(transfers.0);
+        Ok(WindowPage { entries, next_page })
+    }
+
+    fn axis(&self) -> DateAxis {
+        query::axis(self.query.transfers)
+    }
+}
+
+/// The ledger walk: resolves a sku first (it needs a call), then walks
+/// windows over the documents' days.
+struct Walk<'a> {
+    source: &'a BigLedger,
+    credentials: &'a Credentials,
+    request: ScanRequest,
+    /// Taken when the walk starts; `None` before that means nothing can match.
+    query: Option<LedgerQuery>,
+    windows: Option<WindowScan<Books<'a>>>,
+}
+
+impl<'a> Walk<'a> {
+    async fn start(&mut self) -> Result<Option<WindowScan<Books<'a>>>, UpstreamError> {
+        let Some(mut query) = self.query.take() else { return Ok(None) };
+        if let Some(sku) = query.sku.clone() {
+            let found = self.source.resolve_sku(self.credentials, &sku).await?;
+            let Some(narrowed) = with_sku(query, found) else { return Ok(None) };
+            query = narrowed;
+        }
+        // The walk's bounds include the days the ids filter names.
+        let mut request = self.request.clone();
+        request.filter = SourceFilter { entry_date: query.entry_date.clone(), ..request.filter };
+        let books = Books { source: self.source, credentials: self.credentials, query };
+        Ok(Some(WindowScan::new(books, &request, self.source.page_size, self.source.initial_window)))
+    }
+}
+
+#[async_trait]
+impl LedgerScan for Walk<'_> {
+    async fn next_batch(&mut self) -> Result<Batch, UpstreamError> {
+        if self.windows.is_none() {
+            self.windows = self.start().await?;
+        }
+        match &mut self.windows {
+            Some(windows) => windows.next_batch().await,
+            None => Ok(Batch { entries: Vec::new(), watermark: Watermark::Exhausted }),
+        }
+    }
+
+    fn hint(&self) -> Option<serde_json::Value> {
+        self.windows.as_ref().and_then(|w| w.hint()).or_else(|| self.request.hint.clone())
+    }
+}
+
+#[async_trait]
+impl Source for BigLedger {
+    fn name(&self) -> &SourceName {
+        &self.name
+    }
+
+    fn kind(&self) -> SourceKind {
+        SourceKind::Bigledger
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.capabilities
+    }
+
+    fn credential_fields(&self) -> &'static [&'static str] {
+        CREDENTIAL_FIELDS
+    }
+
+    fn scan<'a>(&'a self, credentials: &'a Credentials, request: ScanRequest) -> Box<dyn LedgerScan + 'a> {
+        let query = query::ledger_query(&request.filter);
+        Box::new(Walk { source: self, credentials, request, query, windows: None })
+    }
+
+    async fn entry(&self, credentials: &Credentials, native_id: &str) -> Result<Option<LedgerEntry>, UpstreamError> {
+        match EntryId::parse(native_id) {
+            Some(id) => self.find_entry(credentials, &id).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn count(&self, _credentials: &Credentials, _filter: &SourceFilter) -> Result<Option<u64>, UpstreamError> {
+        // `pagination.total` counts documents; entries are their lines (two
+        // per transfer line), so no exact count exists without reading all.
+        Ok(None)
+    }
+
+    async fn items(&self, credentials: &Credentials, keys: &[String]) -> Result<HashMap<String, Item>, UpstreamError> {
+        let found = self.lookup_each::<ItemRecord>(credentials, "item", "items", keys).await?;
+        Ok(found.into_iter().map(|(key, record)| (key, record.into_item(&self.name))).collect())
+    }
+
+    async fn locations(
+        &self,
+        credentials: &Credentials,
+        keys: &[String],
+    ) -> Result<HashMap<String, Location>, UpstreamError> {
+        let found = self.lookup_each::<LocationRecord>(credentials, "location", "locations", keys).await?;
+        Ok(found.into_iter().map(|(key, record)| (key, record.into_location(&self.name))).collect())
+    }
+
+    async fn check_ready(&self, credentials: &Credentials) -> Result<(), UpstreamError> {
+        let params: Params = vec![("status".into(), "posted".into()), ("limit".into(), "1".into())];
+        let path = ["inventory", Book::Adjustments.path()];
+        self.list::<serde_json::Value>(credentials, "adjustments", &path, &params).await.map(|_| ())
+    }
+}
