@@ -9,6 +9,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod fixtures;
+pub mod pennylane;
 pub mod trackstar;
 
 use std::collections::BTreeMap;
@@ -56,6 +57,7 @@ pub struct MockState {
     stats: Mutex<Stats>,
     requests: Mutex<std::collections::VecDeque<RecordedRequest>>,
     pub trackstar: trackstar::TrackstarMock,
+    pub pennylane: pennylane::PennylaneMock,
 }
 
 impl MockState {
@@ -113,6 +115,7 @@ impl Mock {
         let addr = listener.local_addr()?;
         let state = Arc::new(MockState {
             trackstar: trackstar::TrackstarMock::new(options.clone()),
+            pennylane: pennylane::PennylaneMock::new(options.clone()),
             options,
             stats: Mutex::default(),
             requests: Mutex::default(),
@@ -134,13 +137,17 @@ impl Mock {
     /// Source configuration pointing a gateway at this mock with its demo
     /// credentials, under the demo's source names.
     pub fn sources_config(&self) -> BTreeMap<String, SourceConfig> {
-        BTreeMap::from([("trackstar".to_owned(), trackstar::source_config(self.url("trackstar")))])
+        BTreeMap::from([
+            ("trackstar".to_owned(), trackstar::source_config(self.url("trackstar"))),
+            ("pennylane".to_owned(), pennylane::source_config(self.url("pennylane"))),
+        ])
     }
 }
 
 pub fn router(state: Arc<MockState>) -> Router {
     Router::new()
         .nest("/trackstar", trackstar::router())
+        .nest("/pennylane", pennylane::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), count_request))
         .route("/__mock/stats", get(stats))
         .route("/__mock/requests", get(requests))

@@ -4,6 +4,7 @@
 //! cursors) is shared. Adding an upstream: a folder here plus one line in
 //! `registry::build_source`.
 
+pub mod pennylane;
 pub mod registry;
 pub mod trackstar;
 pub mod window;
