@@ -62,7 +62,7 @@ async fn rejected_upstream_credentials_name_the_source_and_leak_nothing() {
         source.credentials.insert("api_key".into(), secrecy::SecretString::from("wrong-key"));
     })
     .await;
-    let body = app.query(&operation("LedgerPage"), json!({"first": 5})).await;
+    let body = app.query(&operation("LedgerPage"), json!({"first": 5, "filter": {"sources": ["trackstar"]}})).await;
     assert_eq!(error_codes(&body), ["UPSTREAM_UNAUTHORIZED"], "{body}");
     let error = &body["errors"][0];
     assert_eq!(error["extensions"]["source"], "trackstar");
@@ -88,9 +88,10 @@ async fn parse_and_validation_errors_carry_codes() {
 async fn a_callers_forwarded_token_selects_that_callers_data() {
     let app = spawn_app().await;
     let query = operation("LedgerPage");
+    let only_trackstar = json!({"first": 5, "filter": {"sources": ["trackstar"]}});
     let mine =
-        app.query_with_headers(&query, json!({"first": 5}), &[("x-trackstar-access-token", "alice-token")]).await;
-    let demo = app.query(&query, json!({"first": 5})).await;
+        app.query_with_headers(&query, only_trackstar.clone(), &[("x-trackstar-access-token", "alice-token")]).await;
+    let demo = app.query(&query, only_trackstar).await;
     assert!(mine["errors"].is_null(), "{mine}");
     assert_ne!(
         mine["data"]["ledgerEntries"]["edges"][0]["node"]["id"],

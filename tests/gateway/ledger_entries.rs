@@ -32,7 +32,7 @@ async fn walking_every_page_yields_each_entry_once_newest_first() {
     let all = expected(&app, |_, _| true);
     assert_eq!(all.len(), 400);
     for first in [7, 50, 500] {
-        let (nodes, pages) = app.walk(json!(null), first).await;
+        let (nodes, pages) = app.walk(json!({"sources": ["trackstar"]}), first).await;
         let walked = ids(&nodes);
         assert_eq!(walked.len(), walked.iter().collect::<HashSet<_>>().len(), "first={first}: an entry repeats");
         assert_eq!(walked, all, "first={first}");
@@ -51,7 +51,7 @@ async fn entries_sharing_a_timestamp_are_neither_lost_nor_repeated() {
             [0]
         .entry_date;
     let (from, to) = (tie - Duration::days(2), tie + Duration::days(2));
-    let filter = json!({"entryDate": {"gte": from.to_rfc3339(), "lte": to.to_rfc3339()}});
+    let filter = json!({"sources": ["trackstar"], "entryDate": {"gte": from.to_rfc3339(), "lte": to.to_rfc3339()}});
     let want = expected(&app, |_, r| r.entry_date >= from && r.entry_date <= to);
     // Page size 1: every tie straddles a page boundary.
     let (nodes, pages) = app.walk(filter, 1).await;
@@ -63,12 +63,12 @@ async fn entries_sharing_a_timestamp_are_neither_lost_nor_repeated() {
 async fn entry_date_and_updated_at_ranges_filter_exactly() {
     let app = spawn_app().await;
     let (gte, lt) = (anchor() - Duration::days(90), anchor() - Duration::days(30));
-    let filter = json!({"entryDate": {"gte": gte.to_rfc3339(), "lt": lt.to_rfc3339()}});
+    let filter = json!({"sources": ["trackstar"], "entryDate": {"gte": gte.to_rfc3339(), "lt": lt.to_rfc3339()}});
     let (nodes, _) = app.walk(filter, 40).await;
     assert_eq!(ids(&nodes), expected(&app, |_, r| r.entry_date >= gte && r.entry_date < lt));
 
     let updated = anchor() - Duration::days(20);
-    let (nodes, _) = app.walk(json!({"updatedAt": {"gt": updated.to_rfc3339()}}), 40).await;
+    let (nodes, _) = app.walk(json!({"sources": ["trackstar"], "updatedAt": {"gt": updated.to_rfc3339()}}), 40).await;
     assert_eq!(ids(&nodes), expected(&app, |_, r| r.updated_date > updated));
 }
 
@@ -91,7 +91,7 @@ async fn event_types_are_pushed_down_as_native_names() {
 async fn event_types_a_source_never_produces_skip_it_without_a_call() {
     let app = spawn_app().await;
     app.reset_stats().await;
-    let (nodes, _) = app.walk(json!({"eventTypes": ["JOURNAL"]}), 10).await;
+    let (nodes, _) = app.walk(json!({"sources": ["trackstar"], "eventTypes": ["JOURNAL"]}), 10).await;
     assert!(nodes.is_empty());
     assert_eq!(app.calls_to("trackstar").await, 0);
 }
@@ -164,7 +164,7 @@ async fn user_text_reaches_trackstar_only_as_encoded_values() {
 async fn trackstar_receives_whole_second_dates_and_a_bounded_limit() {
     let app = spawn_app().await;
     app.reset_stats().await;
-    let filter = json!({"entryDate": {"gt": "2026-03-01T10:00:00.250Z", "lte": "2026-04-01T00:00:00.5Z"}});
+    let filter = json!({"sources": ["trackstar"], "entryDate": {"gt": "2026-03-01T10:00:00.250Z", "lte": "2026-04-01T00:00:00.5Z"}});
     let (nodes, _) = app.walk(filter, 20).await;
     let gt = at("2026-03-01T10:00:00.250Z");
     let lte = at("2026-04-01T00:00:00.5Z");
@@ -232,7 +232,7 @@ async fn one_entry_is_found_by_id_and_an_unknown_one_is_null() {
 #[tokio::test]
 async fn quantities_are_exact_decimal_strings() {
     let app = spawn_app().await;
-    let body = app.query(&operation("LedgerPage"), json!({"first": 20})).await;
+    let body = app.query(&operation("LedgerPage"), json!({"first": 20, "filter": {"sources": ["trackstar"]}})).await;
     for edge in body["data"]["ledgerEntries"]["edges"].as_array().unwrap() {
         let quantity = &edge["node"]["quantity"];
         assert!(quantity.is_string(), "{quantity}");

@@ -12,5 +12,7 @@ mod errors;
 mod http;
 /// Paging the merged ledger: exactly once, newest first, every filter.
 mod ledger_entries;
+/// Pennylane: dated then undated entries, amounts from lines, pushdown, errors, its mock's wire format.
+mod pennylane;
 /// A million-entry ledger: calls and memory per page stay bounded.
 mod scale;

@@ -22,10 +22,11 @@ async fn a_million_entry_ledger_pages_with_bounded_calls_and_memory() {
     let query = operation("LedgerPage");
 
     for (label, filter, skip) in [
-        ("newest", json!(null), 0),
+        // Trackstar alone: the other demo sources are not what this measures.
+        ("newest", json!({"sources": ["trackstar"]}), 0),
         (
             "from the middle",
-            json!({"entryDate": {"lte": middle.to_rfc3339()}}),
+            json!({"sources": ["trackstar"], "entryDate": {"lte": middle.to_rfc3339()}}),
             rows.iter().position(|r| r.entry_date <= middle).unwrap(),
         ),
     ] {

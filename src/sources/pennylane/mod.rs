@@ -44,6 +44,9 @@ use records::{totals_by_entry, CursorPage, LedgerEntryRecord, LineRecord};
 pub const CREDENTIAL_FIELDS: &[&str] = &["token"];
 /// Pennylane's `limit` range is 1-100 for ledger entries and lines.
 const MAX_PAGE_SIZE: usize = 100;
+/// The dated walk's page: a call returns at most 100 lines, and 25 entries
+/// of a few lines each fit in one, so a ledger page costs one lines call.
+const DEFAULT_PAGE_SIZE: usize = 25;
 /// Entries asked beyond what the page needs: the position's day is read
 /// again (entries already delivered count against the limit) and the oldest
 /// day of a page may continue on the next one.
@@ -88,7 +91,7 @@ impl Pennylane {
             name,
             base_url: config.base_url.clone(),
             capabilities,
-            page_size: config.page_size.unwrap_or(MAX_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE),
+            page_size: config.page_size.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE),
         }
     }
 
@@ -389,7 +392,8 @@ impl HeldRead {
     /// Reads one page; the priced entries once every query is read.
     async fn next(&mut self, cx: &mut Context<'_>) -> Result<Option<Vec<LedgerEntry>>, UpstreamError> {
         if let Some(conditions) = self.queries.front() {
-            match cx.source.ledger_page(cx.credentials, conditions, cx.source.page_size, self.cursor.as_deref()).await {
+            // No lines per page here: the largest pages cost the fewest calls.
+            match cx.source.ledger_page(cx.credentials, conditions, MAX_PAGE_SIZE, self.cursor.as_deref()).await {
                 Ok(mut page) => {
                     self.cursor = cx.source.next_cursor(&mut page)?;
                     for record in page.items {
@@ -449,7 +453,7 @@ fn undated_read() -> Stage {
 
 /// Where a scan starts: by ids, in the dated walk, or (for a position
 /// among the undated drafts) in the undated read.
-fn first_stage(request: &ScanRequest, page_size: usize) -> Stage {
+fn first_stage(request: &ScanRequest) -> Stage {
     let days = DayRange::of(&request.filter.entry_date);
     // A bounded date range cannot hold an undated entry.
     let undated_may_match = request.filter.entry_date.is_unbounded();
@@ -458,7 +462,7 @@ fn first_stage(request: &ScanRequest, page_size: usize) -> Stage {
         if ids.is_empty() || days.is_empty() {
             return Stage::Done;
         }
-        let queries = ids.chunks(page_size).map(|chunk| {
+        let queries = ids.chunks(MAX_PAGE_SIZE).map(|chunk| {
             let mut conditions = vec![query::ids_condition(chunk)];
             conditions.extend(days.conditions());
             conditions
@@ -468,8 +472,10 @@ fn first_stage(request: &ScanRequest, page_size: usize) -> Stage {
     if days.is_empty() {
         return Stage::Done;
     }
+    // Always bounded: a date condition never matches a null date, so the
+    // walk does not page through the drafts (which `-date` lists first).
     let walk = |days: DayRange| Stage::Dated {
-        walk: DatedWalk { days, cursor: None, oldest: None },
+        walk: DatedWalk { days: days.up_to(query::LAST_DAY), cursor: None, oldest: None },
         then_undated: undated_may_match,
     };
     match request.position.as_ref().map(|p| p.entry_date) {
@@ -529,7 +535,7 @@ impl Source for Pennylane {
     }
 
     fn scan<'a>(&'a self, credentials: &'a Credentials, request: ScanRequest) -> Box<dyn LedgerScan + 'a> {
-        let stage = first_stage(&request, self.page_size);
+        let stage = first_stage(&request);
         let keep = request.want + 1;
         let cx = Context {
             source: self,

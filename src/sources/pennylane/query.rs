@@ -23,6 +23,9 @@ pub type Params = Vec<(String, String)>;
 /// come in no promised order: the scan never relies on it.
 pub const NEWEST_FIRST: &str = "-date";
 
+/// The latest day Pennylane can hold, as an always-true upper bound.
+pub const LAST_DAY: NaiveDate = NaiveDate::from_ymd_opt(9999, 12, 31).expect("a valid date");
+
 /// One `{field, operator, value}` filter condition.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Condition {

@@ -296,12 +296,11 @@ fn key(date: Option<&str>, id: &str) -> SortKey {
 
 #[test]
 fn a_scan_starts_in_the_dated_walk_capped_at_the_positions_day() {
-    let stage = first_stage(&request(SourceFilter::default(), None), 100);
-    assert!(matches!(
-        stage,
-        Stage::Dated { walk: DatedWalk { days: DayRange { from: None, to: None }, .. }, then_undated: true }
-    ));
-    let stage = first_stage(&request(SourceFilter::default(), Some(key(Some("2024-03-05T00:00:00Z"), "10"))), 100);
+    let stage = first_stage(&request(SourceFilter::default(), None));
+    // A date bound even without a filter: it keeps undated drafts out.
+    let unbounded = DayRange { from: None, to: Some(query::LAST_DAY) };
+    assert!(matches!(stage, Stage::Dated { walk: DatedWalk { days, .. }, then_undated: true } if days == unbounded));
+    let stage = first_stage(&request(SourceFilter::default(), Some(key(Some("2024-03-05T00:00:00Z"), "10"))));
     assert!(
         matches!(stage, Stage::Dated { walk: DatedWalk { days: DayRange { to: Some(d), .. }, .. }, .. } if d == day(2024, 3, 5))
     );
@@ -311,16 +310,16 @@ fn a_scan_starts_in_the_dated_walk_capped_at_the_positions_day() {
 fn a_position_among_undated_drafts_continues_with_them_only_when_they_can_match() {
     let undated = Some(key(None, "42"));
     assert!(matches!(
-        first_stage(&request(SourceFilter::default(), undated.clone()), 100),
+        first_stage(&request(SourceFilter::default(), undated.clone())),
         Stage::Held(HeldRead { undated_only: true, .. })
     ));
     let dated_only = SourceFilter {
         entry_date: TimeRange { gte: Some(at("2024-01-01T00:00:00Z")), ..Default::default() },
         ..Default::default()
     };
-    assert!(matches!(first_stage(&request(dated_only.clone(), undated), 100), Stage::Done));
+    assert!(matches!(first_stage(&request(dated_only.clone(), undated)), Stage::Done));
     // A date filter also ends the dated walk without the undated read.
-    assert!(matches!(first_stage(&request(dated_only, None), 100), Stage::Dated { then_undated: false, .. }));
+    assert!(matches!(first_stage(&request(dated_only, None)), Stage::Dated { then_undated: false, .. }));
 }
 
 #[test]
@@ -329,10 +328,10 @@ fn ids_are_read_in_chunks_and_impossible_ids_cost_nothing() {
         ids: Some(list.iter().map(|s| (*s).to_owned()).collect()),
         ..Default::default()
     };
-    assert!(matches!(first_stage(&request(ids(&["abc", "0012", "-1"]), None), 100), Stage::Done));
+    assert!(matches!(first_stage(&request(ids(&["abc", "0012", "-1"]), None)), Stage::Done));
     let many: Vec<String> = (1..=250).map(|n| n.to_string()).collect();
     let many: Vec<&str> = many.iter().map(String::as_str).collect();
-    match first_stage(&request(ids(&many), None), 100) {
+    match first_stage(&request(ids(&many), None)) {
         Stage::Held(read) => {
             assert_eq!(read.queries.len(), 3);
             assert!(!read.undated_only);
@@ -347,7 +346,7 @@ fn ids_are_read_in_chunks_and_impossible_ids_cost_nothing() {
         },
         ..ids(&["1"])
     };
-    assert!(matches!(first_stage(&request(empty_days, None), 100), Stage::Done));
+    assert!(matches!(first_stage(&request(empty_days, None)), Stage::Done));
 }
 
 #[test]
