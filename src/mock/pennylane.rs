@@ -139,14 +139,13 @@ impl TenantData {
             last_dated = date.or(last_dated);
             dates.push(date);
         }
-        // Ids whose string order differs from their numeric order share a
-        // day: 9 and 10 sort "10" < "9" in the merged order.
-        for (a, b) in [(9usize, 10usize), (99, 100), (999, 1000), (9999, 10_000)] {
-            if b <= dates.len() {
-                let day =
-                    dates[a - 1].unwrap_or_else(|| fixtures::instant_in_year(&mut rng, options.anchor).date_naive());
-                dates[a - 1] = Some(day);
-                dates[b - 1] = Some(day);
+        // Ids whose text order differs from their numeric order share a
+        // day: 9, 10, 11 sort "10" < "11" < "9" in the merged order.
+        for first in [9usize, 99, 999, 9999] {
+            if first + 2 <= dates.len() {
+                let day = dates[first - 1]
+                    .unwrap_or_else(|| fixtures::instant_in_year(&mut rng, options.anchor).date_naive());
+                dates[first - 1..first + 2].fill(Some(day));
             }
         }
         let mut entries = Vec::with_capacity(dates.len());

@@ -128,21 +128,32 @@ async fn walking_pennylane_yields_each_entry_once_dated_then_undated() {
 }
 
 #[tokio::test]
-async fn ids_sharing_a_day_follow_text_order_not_numeric_order() {
-    let app = spawn_app().await;
+async fn ids_sharing_a_day_follow_text_order_across_upstream_pages() {
+    // Two entries an upstream page: the day straddles upstream pages, which
+    // list it in numeric id order (9, 10 | 11).
+    let app = spawn_app_with(small_data(), |config| {
+        config.sources.get_mut("pennylane").unwrap().page_size = Some(2);
+    })
+    .await;
     let data = tenant(&app);
-    let (nine, ten) = (data.entry(9).unwrap(), data.entry(10).unwrap());
-    assert_eq!(nine.date, ten.date, "the mock puts 9 and 10 on one day");
-    let day = midnight(nine.date.unwrap());
-    let filter = only_pennylane(json!({"entryDate": {"gte": day.to_rfc3339(), "lte": day.to_rfc3339()}}));
-    let want = expected(&app, |e| e.date == nine.date);
-    // Page size 1: the two sit on either side of a page boundary.
-    let (nodes, pages) = app.walk(filter, 1).await;
-    let walked = ids(&nodes);
-    assert_eq!(walked, want);
-    assert_eq!(pages, want.len());
-    let position = |id: &str| walked.iter().position(|w| w == id).unwrap();
-    assert!(position("pennylane:10") < position("pennylane:9"), "{walked:?}");
+    let day = data.entry(9).unwrap().date;
+    assert!([10, 11].iter().all(|id| data.entry(*id).unwrap().date == day), "the mock puts 9, 10, 11 on one day");
+    let at = midnight(day.unwrap());
+    let that_day = only_pennylane(json!({"entryDate": {"gte": at.to_rfc3339(), "lte": at.to_rfc3339()}}));
+    let up_to_it = only_pennylane(json!({"entryDate": {"lte": at.to_rfc3339()}}));
+    for (filter, first, want) in [
+        (that_day, 1, expected(&app, |e| e.date == day)),
+        (up_to_it, 2, expected(&app, |e| e.date.is_some_and(|d| midnight(d) <= at))),
+    ] {
+        app.reset_stats().await;
+        let (nodes, _) = app.walk(filter.clone(), first).await;
+        let walked = ids(&nodes);
+        assert_eq!(walked, want, "{filter}");
+        let position = |id: &str| walked.iter().position(|w| w == id).unwrap();
+        assert!(position("pennylane:10") < position("pennylane:11"), "{walked:?}");
+        assert!(position("pennylane:11") < position("pennylane:9"), "{walked:?}");
+        assert!(sent(&app).await.iter().any(|r| r.param("cursor").is_some()), "the day spans upstream pages");
+    }
 }
 
 #[tokio::test]
