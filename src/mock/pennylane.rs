@@ -175,6 +175,9 @@ impl TenantData {
     }
 }
 
+/// A line to be: (account, debit cents, credit cents).
+type Posting = ((i64, &'static str), i64, i64);
+
 fn random_entry(
     rng: &mut SmallRng,
     options: &MockOptions,
@@ -187,8 +190,8 @@ fn random_entry(
     let amount = rng.random_range(1_000..=500_000i64);
     let net = amount * 5 / 6;
     let account = |number: &str| *ACCOUNTS.iter().find(|(_, n)| *n == number).unwrap_or(&ACCOUNTS[0]);
-    // (account, debit, credit): every entry balances.
-    let (label, postings): (String, Vec<((i64, &'static str), i64, i64)>) = match journal.code {
+    // Every entry balances.
+    let (label, postings): (String, Vec<Posting>) = match journal.code {
         "HA" => (
             format!("Facture {party}"),
             vec![(account("606000"), net, 0), (account("445660"), amount - net, 0), (account("401000"), 0, amount)],
@@ -588,14 +591,11 @@ fn parse_sort(
 }
 
 /// Rows passing every condition, sorted; ties by ascending id.
-fn select<'a, R: Row>(
+fn select<'a, R: Row + 'a>(
     rows: impl Iterator<Item = &'a R>,
     conditions: &[Condition],
     (field, descending): (&str, bool),
-) -> Vec<&'a R>
-where
-    R: 'a,
-{
+) -> Vec<&'a R> {
     let mut selected: Vec<&R> = rows.filter(|r| conditions.iter().all(|c| holds(*r, c))).collect();
     selected.sort_by(|a, b| {
         // Ascending puts nulls last; descending reverses that (nulls first).

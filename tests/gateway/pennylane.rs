@@ -189,23 +189,41 @@ async fn a_cursor_among_undated_drafts_continues_with_the_rest_of_them() {
 }
 
 #[tokio::test]
-async fn a_first_page_costs_one_ledger_call_and_one_lines_call() {
+async fn each_page_costs_one_ledger_call_and_one_lines_call() {
     let app = spawn_app().await;
-    app.reset_stats().await;
-    let body =
-        app.query(&operation("JournalEntries"), json!({"filter": {"sources": ["pennylane"]}, "first": 20})).await;
-    assert!(body["errors"].is_null(), "{body}");
-    let nodes: Vec<Value> =
-        body["data"]["ledgerEntries"]["edges"].as_array().unwrap().iter().map(|e| e["node"].clone()).collect();
-    assert_eq!(ids(&nodes), expected(&app, |_| true)[..20]);
-    let requests = sent(&app).await;
-    assert_eq!(requests.len(), 2, "{requests:#?}");
-    let (ledger, lines) = (&requests[0], &requests[1]);
-    assert!(ledger.is_ledger_list() && lines.is_bulk_lines());
-    assert_eq!(ledger.param("sort"), Some("-date"));
-    assert_eq!(ledger.param("limit"), Some("25"));
-    // A date bound keeps undated drafts out of the dated walk.
-    assert_eq!(ledger.filter(), [json!({"field": "date", "operator": "lteq", "value": "9999-12-31"})]);
+    let all = expected(&app, |_| true);
+    let mut after = Value::Null;
+    // 10 entries a page: the upstream page (10 + 1 + a slack of 10) also
+    // holds the position's day read again and a last day that may go on.
+    for page in 0..3 {
+        app.reset_stats().await;
+        let variables = json!({"filter": {"sources": ["pennylane"]}, "first": 10, "after": after});
+        let body = app.query(&operation("JournalEntries"), variables).await;
+        assert!(body["errors"].is_null(), "{body}");
+        let edges = body["data"]["ledgerEntries"]["edges"].as_array().unwrap();
+        let nodes: Vec<Value> = edges.iter().map(|e| e["node"].clone()).collect();
+        assert_eq!(ids(&nodes), all[page * 10..page * 10 + 10], "page {page}");
+        let requests = sent(&app).await;
+        assert_eq!(requests.len(), 2, "page {page}: {requests:#?}");
+        let (ledger, lines) = (&requests[0], &requests[1]);
+        assert!(ledger.is_ledger_list() && lines.is_bulk_lines());
+        assert_eq!(ledger.param("sort"), Some("-date"));
+        assert_eq!(ledger.param("limit"), Some("21"));
+        // The first page is bounded too, which keeps undated drafts out;
+        // the next one starts at the day of the last entry seen.
+        let bound = match page {
+            0 => "9999-12-31".to_owned(),
+            _ => after_day(&app, &all[page * 10 - 1]),
+        };
+        assert_eq!(ledger.filter(), [json!({"field": "date", "operator": "lteq", "value": bound})], "page {page}");
+        after = edges.last().unwrap()["cursor"].clone();
+    }
+}
+
+/// The day of entry `global_id`, as Pennylane writes it.
+fn after_day(app: &TestApp, global_id: &str) -> String {
+    let id: i64 = global_id.trim_start_matches("pennylane:").parse().unwrap();
+    tenant(app).entry(id).unwrap().date.unwrap().format("%Y-%m-%d").to_string()
 }
 
 #[tokio::test]
