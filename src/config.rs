@@ -90,7 +90,7 @@ pub struct SourceConfig {
     /// Timeouts and retries.
     #[serde(default)]
     pub http: HttpConfig,
-    /// Upstream page size (defaults to the API's maximum).
+    /// Upstream page size (defaults to the API's maximum; Pennylane: 25).
     #[serde(default)]
     pub page_size: Option<usize>,
     /// First date window, in seconds, for sources walked by date (Trackstar).

@@ -5,7 +5,8 @@
 //! How the merged order (date desc, undated last, then id as a string) is
 //! met by an API that sorts by day only:
 //! - Dated walk: pages of `sort=-date`, bounded by `date lteq` the
-//!   position's day. Every day newer than the oldest day on a page is
+//!   position's day (or the last possible day: any date condition keeps
+//!   undated drafts out). Every day newer than the oldest day on a page is
 //!   complete, so a batch's watermark is `After(that day)`; the oldest day may
 //!   continue on the next page. The order inside a day is never relied on
 //!   (numeric ids 9 and 10 sort "10" < "9" as strings): the collector sorts.
@@ -13,10 +14,12 @@
 //!   filter, so after the dated walk a held read goes through every page,
 //!   keeps the undated entries after the position and releases them at the
 //!   end (`Exhausted`). A cursor inside that region starts there directly.
+//! - Entries by id (`id in`, 100 a call) come in no useful order either:
+//!   a held read too.
 //! - Amounts: one bulk line query per dated page, bounded by the page's days
 //!   and journals (the line list has no entry filter); undated entries'
 //!   lines have no date to bound them by, so those come per entry, only for
-//!   the entries a page releases.
+//!   the entries a page can use.
 
 mod query;
 mod records;

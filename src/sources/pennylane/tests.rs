@@ -372,3 +372,17 @@ fn a_rejected_token_restarts_once_per_scan() {
     let other = UpstreamError::new(&SourceName::new("p"), UpstreamFailure::Rejected);
     assert!(!may_restart(&other, true, &mut false));
 }
+
+#[test]
+fn a_pennylane_source_is_configured_with_a_token() {
+    let mut source = crate::mock::pennylane::source_config(Url::parse("http://127.0.0.1:9/pennylane/").unwrap());
+    let config = |source: &crate::config::SourceConfig| crate::config::Config {
+        sources: [("books".to_owned(), source.clone())].into(),
+        ..Default::default()
+    };
+    assert!(config(&source).validate().is_ok());
+    source.credentials.clear();
+    source.forward.clear();
+    let error = config(&source).validate().unwrap_err();
+    assert_eq!(error.to_string(), "sources.books: credentials.token or forward.token is required");
+}
