@@ -83,14 +83,22 @@ pub struct SortKey {
     pub native_id: String,
 }
 
+/// The merged order over borrowed parts, so hot paths compare entries
+/// without building keys.
+fn merged_order(a: (Option<DateTime<Utc>>, &str, &str), b: (Option<DateTime<Utc>>, &str, &str)) -> std::cmp::Ordering {
+    // Descending date: a newer date sorts first; None (no date) sorts last.
+    b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)).then_with(|| a.2.cmp(b.2))
+}
+
+impl SortKey {
+    fn parts(&self) -> (Option<DateTime<Utc>>, &str, &str) {
+        (self.entry_date, &self.source, &self.native_id)
+    }
+}
+
 impl Ord for SortKey {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        // Descending date: a newer date sorts first; None (no date) sorts last.
-        other
-            .entry_date
-            .cmp(&self.entry_date)
-            .then_with(|| self.source.cmp(&other.source))
-            .then_with(|| self.native_id.cmp(&other.native_id))
+        merged_order(self.parts(), other.parts())
     }
 }
 
@@ -146,6 +154,20 @@ impl LedgerEntry {
     /// `<source>:<native id>`: unique across sources.
     pub fn id(&self) -> String {
         global_id(&self.source, &self.native_id)
+    }
+
+    fn order_parts(&self) -> (Option<DateTime<Utc>>, &str, &str) {
+        (self.entry_date, self.source.as_str(), &self.native_id)
+    }
+
+    /// This entry's place relative to `other` in the merged order.
+    pub fn cmp_order(&self, other: &LedgerEntry) -> std::cmp::Ordering {
+        merged_order(self.order_parts(), other.order_parts())
+    }
+
+    /// Whether this entry comes strictly after `key` in the merged order.
+    pub fn is_after(&self, key: &SortKey) -> bool {
+        merged_order(self.order_parts(), key.parts()).is_gt()
     }
 
     pub fn sort_key(&self) -> SortKey {

@@ -49,12 +49,11 @@ impl Collector {
 
     pub fn push(&mut self, entries: Vec<LedgerEntry>, watermark: Watermark) {
         let after = self.after.as_ref();
-        self.pending.extend(
-            entries.into_iter().filter(|e| after.is_none_or(|a| e.sort_key() > *a) && self.residual.matches(e)),
-        );
+        self.pending
+            .extend(entries.into_iter().filter(|e| after.is_none_or(|a| e.is_after(a)) && self.residual.matches(e)));
         let (mut ready, pending): (Vec<_>, Vec<_>) = self.pending.drain(..).partition(|e| watermark.is_final(e));
         self.pending = pending;
-        ready.sort_by_cached_key(LedgerEntry::sort_key);
+        ready.sort_by(LedgerEntry::cmp_order);
         // A source's ready entries only grow older batch by batch, so
         // appending keeps `ready` sorted; memory stays bounded by trimming.
         self.ready.append(&mut ready);

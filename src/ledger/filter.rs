@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{split_global_id, EventType, LedgerEntry};
@@ -37,6 +37,20 @@ impl TimeRange {
         let mut capped = self.clone();
         capped.lte = Some(capped.lte.map_or(bound, |lte| lte.min(bound)));
         capped
+    }
+
+    /// The smallest half-open `[from, to)` with both ends on whole multiples
+    /// of `step` that contains the range (`None`: open on that side): what
+    /// to ask an upstream that compares coarser timestamps. The residual
+    /// step then re-applies the exact bounds.
+    pub fn covering(&self, step: TimeDelta) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+        let floor = |d: DateTime<Utc>| d.duration_trunc(step).unwrap_or(d);
+        let from = self.gt.into_iter().chain(self.gte).max().map(floor);
+        let to = [self.lt.map(|d| if floor(d) == d { d } else { floor(d) + step }), self.lte.map(|d| floor(d) + step)]
+            .into_iter()
+            .flatten()
+            .min();
+        (from, to)
     }
 
     /// No timestamp can be inside.
@@ -190,6 +204,17 @@ mod tests {
         assert!(TimeRange { gt: Some(at(2)), lte: Some(at(2)), ..Default::default() }.is_empty());
         assert!(!TimeRange { gte: Some(at(2)), lte: Some(at(2)), ..Default::default() }.is_empty());
         assert!(!TimeRange { gte: Some(at(2)), ..Default::default() }.is_empty());
+    }
+
+    #[test]
+    fn a_covering_range_widens_to_whole_steps_and_never_narrows() {
+        let second = TimeDelta::seconds(1);
+        let half = TimeDelta::milliseconds(500);
+        let range = TimeRange { gt: Some(at(1) + half), lte: Some(at(3) + half), ..Default::default() };
+        assert_eq!(range.covering(second), (Some(at(1)), Some(at(3) + second)));
+        let exact = TimeRange { gte: Some(at(1)), lt: Some(at(3)), ..Default::default() };
+        assert_eq!(exact.covering(second), (Some(at(1)), Some(at(3))));
+        assert_eq!(TimeRange::default().covering(second), (None, None));
     }
 
     #[test]

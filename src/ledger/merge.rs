@@ -39,7 +39,7 @@ pub fn merge(
     let mut all: Vec<LedgerEntry> = pages.into_iter().flat_map(|p| p.entries).collect();
     // Each page is sorted; a stable sort of the concatenation is the k-way
     // merge, and at these sizes it beats a heap.
-    all.sort_by_cached_key(LedgerEntry::sort_key);
+    all.sort_by(LedgerEntry::cmp_order);
     let has_next_page = more_in_sources || all.len() > first;
     all.truncate(first);
     let held: BTreeMap<String, Option<SortKey>> =

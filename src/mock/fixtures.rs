@@ -75,3 +75,9 @@ pub fn product_name(rng: &mut SmallRng, n: usize) -> String {
     let word = PRODUCT_WORDS[rng.random_range(0..PRODUCT_WORDS.len())];
     format!("{adjective} {word} {n}")
 }
+
+/// A random GUID in canonical form (lowercase, hyphenated).
+pub fn guid(rng: &mut SmallRng) -> String {
+    let groups: Vec<String> = [8, 4, 4, 4, 12].iter().map(|len| hex_id(rng, *len)).collect();
+    groups.join("-")
+}

@@ -8,6 +8,7 @@
 // would only add noise at every `?`.
 #![allow(clippy::result_large_err)]
 
+pub mod business_central;
 pub mod fixtures;
 pub mod pennylane;
 pub mod trackstar;
@@ -57,6 +58,7 @@ pub struct MockState {
     stats: Mutex<Stats>,
     requests: Mutex<std::collections::VecDeque<RecordedRequest>>,
     pub trackstar: trackstar::TrackstarMock,
+    pub business_central: business_central::BusinessCentralMock,
     pub pennylane: pennylane::PennylaneMock,
 }
 
@@ -115,6 +117,7 @@ impl Mock {
         let addr = listener.local_addr()?;
         let state = Arc::new(MockState {
             trackstar: trackstar::TrackstarMock::new(options.clone()),
+            business_central: business_central::BusinessCentralMock::new(options.clone()),
             pennylane: pennylane::PennylaneMock::new(options.clone()),
             options,
             stats: Mutex::default(),
@@ -139,6 +142,7 @@ impl Mock {
     pub fn sources_config(&self) -> BTreeMap<String, SourceConfig> {
         BTreeMap::from([
             ("trackstar".to_owned(), trackstar::source_config(self.url("trackstar"))),
+            ("business-central".to_owned(), business_central::source_config(self.url("business-central"))),
             ("pennylane".to_owned(), pennylane::source_config(self.url("pennylane"))),
         ])
     }
@@ -147,6 +151,7 @@ impl Mock {
 pub fn router(state: Arc<MockState>) -> Router {
     Router::new()
         .nest("/trackstar", trackstar::router())
+        .nest("/business-central", business_central::router())
         .nest("/pennylane", pennylane::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), count_request))
         .route("/__mock/stats", get(stats))

@@ -29,11 +29,21 @@ pub fn build_schema(registry: Arc<Registry>, config: &Config) -> LedgerSchema {
     builder.finish()
 }
 
-/// The federation SDL, independent of any configuration.
+/// The federation SDL, independent of any configuration: byte for byte what
+/// `{ _service { sdl } }` answers, so `schema.graphql` is what a federation
+/// router composes.
 pub fn sdl() -> String {
     Schema::build(query::Query, EmptyMutation, EmptySubscription)
         .enable_federation()
         .data(LimitsConfig::default())
         .finish()
-        .sdl_with_options(SDLExportOptions::new().federation())
+        .sdl_with_options(service_sdl_options())
+}
+
+/// The export options async-graphql 7.2 uses for `_service { sdl }`
+/// (`QueryRoot::resolve_field`). `compose_directive` appends the
+/// `@composeDirective` links (none today, but it still ends the SDL with a
+/// blank line); without it the printed schema drifts from the served one.
+fn service_sdl_options() -> SDLExportOptions {
+    SDLExportOptions::new().federation().compose_directive()
 }

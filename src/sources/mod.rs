@@ -4,6 +4,8 @@
 //! cursors) is shared. Adding an upstream: a folder here plus one line in
 //! `registry::build_source`.
 
+pub mod business_central;
+pub mod decimal;
 pub mod pennylane;
 pub mod registry;
 pub mod trackstar;

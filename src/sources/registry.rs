@@ -10,7 +10,7 @@ use futures::future::join_all;
 use secrecy::SecretString;
 use tracing::instrument;
 
-use super::{next_entries, pennylane, trackstar, Source};
+use super::{business_central, next_entries, pennylane, trackstar, Source};
 use crate::config::{Config, ConfigError, SourceConfig};
 use crate::ledger::{merge, plan, Cursor, LedgerFilter, MergedPage};
 use crate::model::{LedgerEntry, SourceKind, SourceName};
@@ -21,6 +21,7 @@ use crate::upstream::{Credentials, FingerprintKey, UpstreamError, UpstreamFailur
 fn build_source(name: SourceName, config: &SourceConfig) -> Result<Arc<dyn Source>, ConfigError> {
     match config.kind {
         SourceKind::Trackstar => Ok(Arc::new(trackstar::Trackstar::new(name, config))),
+        SourceKind::BusinessCentral => Ok(Arc::new(business_central::BusinessCentral::new(name, config))),
         SourceKind::Pennylane => Ok(Arc::new(pennylane::Pennylane::new(name, config))),
         other => Err(ConfigError::UnsupportedKind { source_name: name.to_string(), kind: other }),
     }
@@ -30,6 +31,7 @@ fn build_source(name: SourceName, config: &SourceConfig) -> Result<Arc<dyn Sourc
 pub fn credential_fields(kind: SourceKind) -> &'static [&'static str] {
     match kind {
         SourceKind::Trackstar => trackstar::CREDENTIAL_FIELDS,
+        SourceKind::BusinessCentral => business_central::CREDENTIAL_FIELDS,
         SourceKind::Pennylane => pennylane::CREDENTIAL_FIELDS,
         _ => &[],
     }

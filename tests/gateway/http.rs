@@ -32,7 +32,7 @@ async fn posts_that_are_not_json_do_not_execute() {
         let body: Value = response.json().await.unwrap();
         assert_eq!(error_codes(&body), ["UNSUPPORTED_MEDIA_TYPE"]);
     }
-    assert_eq!(app.calls_to("trackstar").await, 0);
+    assert_eq!(app.stats().await["total"], 0);
 }
 
 #[tokio::test]

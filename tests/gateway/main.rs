@@ -6,12 +6,18 @@
 
 mod helpers;
 
+/// Business Central: OData pushdown, day-precision paging, enums, decimals, errors.
+mod business_central;
 /// Errors: cursor misuse, bad input, upstream failures, all with codes.
 mod errors;
+/// Apollo Federation: `_service { sdl }`, `_entities` by key, their errors and cost.
+mod federation;
 /// GraphQL over HTTP: methods, media types, GraphiQL, health, schema drift.
 mod http;
 /// Paging the merged ledger: exactly once, newest first, every filter.
 mod ledger_entries;
+/// The merged ledger across sources: exactly once, in order, counts.
+mod merged;
 /// Pennylane: dated then undated entries, amounts from lines, pushdown, errors, its mock's wire format.
 mod pennylane;
 /// A million-entry ledger: calls and memory per page stay bounded.

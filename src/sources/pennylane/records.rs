@@ -7,10 +7,11 @@ use std::collections::{BTreeSet, HashMap};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use rust_decimal::Decimal;
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 use serde_json::json;
 
 use crate::model::{Amounts, DocumentRef, EventType, LedgerEntry, SourceKind, SourceName};
+use crate::sources::decimal::exact;
 
 /// The 2026 list envelope (`total_*`, `per_page`, `current_page` are null
 /// and ignored). `has_more` is required on purpose: the pre-2026 page format
@@ -57,33 +58,19 @@ pub struct LedgerEntryRecord {
     pub updated_at: Option<DateTime<Utc>>,
 }
 
-/// One ledger entry line. Debit and credit are decimal strings (`"100.00"`).
+/// One ledger entry line. Debit and credit are decimal strings (`"100.00"`);
+/// a JSON number is read from its text too, never through a float.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 pub struct LineRecord {
     pub id: i64,
-    #[serde(deserialize_with = "exact_decimal")]
+    #[serde(deserialize_with = "exact")]
     pub debit: Decimal,
-    #[serde(deserialize_with = "exact_decimal")]
+    #[serde(deserialize_with = "exact")]
     pub credit: Decimal,
     pub ledger_entry: IdRef,
     /// Not in the documented line schema; used only when a line states it.
     #[serde(default)]
     pub currency: Option<String>,
-}
-
-/// A decimal string, or an integer; a JSON float is refused because serde
-/// would have rounded it through `f64` before we see it.
-fn exact_decimal<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Decimal, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Wire {
-        Text(String),
-        Integer(i64),
-    }
-    match Wire::deserialize(deserializer)? {
-        Wire::Text(text) => Decimal::from_str_exact(text.trim()).map_err(serde::de::Error::custom),
-        Wire::Integer(n) => Ok(Decimal::from(n)),
-    }
 }
 
 impl LedgerEntryRecord {

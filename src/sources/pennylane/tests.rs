@@ -211,14 +211,18 @@ fn a_currency_is_kept_only_when_every_line_states_the_same() {
 }
 
 #[test]
-fn float_amounts_are_refused_and_integers_accepted() {
-    let parse = |debit: Value| {
-        serde_json::from_value::<LineRecord>(json!({"id": 1, "debit": debit, "credit": "0", "ledger_entry": {"id": 1}}))
+fn amounts_are_read_exactly_from_strings_and_numbers() {
+    let parse = |debit: &str| {
+        serde_json::from_str::<LineRecord>(&format!(
+            r#"{{"id": 1, "debit": {debit}, "credit": "0", "ledger_entry": {{"id": 1}}}}"#
+        ))
     };
-    assert!(parse(json!(0.1)).is_err());
-    assert!(parse(json!("ten")).is_err());
-    assert_eq!(parse(json!(12)).unwrap().debit, Decimal::from(12));
-    assert_eq!(parse(json!("12.345")).unwrap().debit.to_string(), "12.345");
+    assert_eq!(parse(r#""12.345""#).unwrap().debit.to_string(), "12.345");
+    assert_eq!(parse("12").unwrap().debit, Decimal::from(12));
+    // Past f64's precision: a float would round this.
+    assert_eq!(parse("12345678901234567.89").unwrap().debit.to_string(), "12345678901234567.89");
+    assert!(parse(r#""ten""#).is_err());
+    assert!(parse("null").is_err());
 }
 
 #[test]

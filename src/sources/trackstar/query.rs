@@ -3,7 +3,7 @@
 //! every page. Trackstar has no sku, item or location filter: those stay in
 //! the gateway's residual step (see the capabilities in `mod.rs`).
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use super::records::native_event_type;
 use crate::ledger::{SourceFilter, TimeRange};
@@ -24,16 +24,9 @@ fn param(field: &str, op: &str, value: String) -> (String, String) {
 /// A range on whole seconds that contains `range`: lower bounds round down,
 /// upper bounds become exclusive and round up. The residual step re-checks.
 fn push_range(params: &mut Params, field: &str, range: &TimeRange) {
-    let second = TimeDelta::seconds(1);
-    let floor = |d: DateTime<Utc>| d.duration_trunc(second).unwrap_or(d);
-    if let Some(low) = range.gt.into_iter().chain(range.gte).max() {
-        params.push(param(field, "gte", format_date(floor(low))));
-    }
-    let upper =
-        [range.lt.map(|d| if floor(d) == d { d } else { floor(d) + second }), range.lte.map(|d| floor(d) + second)];
-    if let Some(high) = upper.into_iter().flatten().min() {
-        params.push(param(field, "lt", format_date(high)));
-    }
+    let (from, to) = range.covering(TimeDelta::seconds(1));
+    params.extend(from.map(|low| param(field, "gte", format_date(low))));
+    params.extend(to.map(|high| param(field, "lt", format_date(high))));
 }
 
 /// Parameters for one page of the ledger within `window`.
