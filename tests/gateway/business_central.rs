@@ -196,7 +196,7 @@ async fn business_central_joins_the_merged_ledger() {
         .collect();
     keys.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)).then_with(|| a.2.cmp(&b.2)));
     let all: Vec<String> = keys.iter().map(|(_, source, id)| format!("{source}:{id}")).collect();
-    let (nodes, _) = app.walk(json!(null), 50).await;
+    let (nodes, _) = app.walk(json!({"sources": [SOURCE, "trackstar"]}), 50).await;
     assert_eq!(ids(&nodes), all);
 }
 
@@ -447,7 +447,8 @@ async fn a_rejected_token_is_unauthorized_from_business_central_and_other_source
         source.credentials.insert("token".into(), secrecy::SecretString::from("wrong-token"));
     })
     .await;
-    let body = app.query(&operation("LedgerPage"), json!({"first": 5})).await;
+    let variables = json!({"first": 5, "filter": {"sources": [SOURCE, "trackstar"]}});
+    let body = app.query(&operation("LedgerPage"), variables).await;
     assert_eq!(error_codes(&body), ["UPSTREAM_UNAUTHORIZED"], "{body}");
     assert_eq!(body["errors"][0]["extensions"]["source"], SOURCE);
     let edges = body["data"]["ledgerEntries"]["edges"].as_array().unwrap();

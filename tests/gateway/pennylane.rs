@@ -434,7 +434,8 @@ async fn rejected_pennylane_credentials_name_the_source_and_keep_other_sources()
         source.credentials.insert("token".into(), secrecy::SecretString::from("wrong-token"));
     })
     .await;
-    let body = app.query(&operation("LedgerPage"), json!({"first": 5})).await;
+    let variables = json!({"first": 5, "filter": {"sources": ["pennylane", "trackstar"]}});
+    let body = app.query(&operation("LedgerPage"), variables).await;
     assert_eq!(error_codes(&body), ["UPSTREAM_UNAUTHORIZED"], "{body}");
     assert_eq!(body["errors"][0]["extensions"]["source"], "pennylane");
     assert_eq!(body["errors"][0]["path"], json!(["ledgerEntries"]));
