@@ -22,8 +22,6 @@ pub enum ConfigError {
     Load(String),
     #[error("sources.{source_name}: {message}")]
     Source { source_name: String, message: String },
-    #[error("sources.{source_name}.kind: {kind:?} has no connector in this build")]
-    UnsupportedKind { source_name: String, kind: SourceKind },
     #[error("{key}: {message}")]
     Invalid { key: &'static str, message: String },
 }
@@ -90,7 +88,7 @@ pub struct SourceConfig {
     /// Timeouts and retries.
     #[serde(default)]
     pub http: HttpConfig,
-    /// Upstream page size (defaults to the API's maximum).
+    /// Upstream page size (defaults to the API's maximum; Pennylane: 25).
     #[serde(default)]
     pub page_size: Option<usize>,
     /// First date window, in seconds, for sources walked by date (Trackstar,

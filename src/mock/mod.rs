@@ -11,6 +11,7 @@
 pub mod bigledger;
 pub mod business_central;
 pub mod fixtures;
+pub mod pennylane;
 pub mod trackstar;
 
 use std::collections::BTreeMap;
@@ -60,6 +61,7 @@ pub struct MockState {
     pub trackstar: trackstar::TrackstarMock,
     pub business_central: business_central::BusinessCentralMock,
     pub bigledger: bigledger::BigLedgerMock,
+    pub pennylane: pennylane::PennylaneMock,
 }
 
 impl MockState {
@@ -119,6 +121,7 @@ impl Mock {
             trackstar: trackstar::TrackstarMock::new(options.clone()),
             business_central: business_central::BusinessCentralMock::new(options.clone()),
             bigledger: bigledger::BigLedgerMock::new(options.clone()),
+            pennylane: pennylane::PennylaneMock::new(options.clone()),
             options,
             stats: Mutex::default(),
             requests: Mutex::default(),
@@ -144,6 +147,7 @@ impl Mock {
             ("trackstar".to_owned(), trackstar::source_config(self.url("trackstar"))),
             ("business-central".to_owned(), business_central::source_config(self.url("business-central"))),
             ("bigledger".to_owned(), bigledger::source_config(self.url("bigledger"))),
+            ("pennylane".to_owned(), pennylane::source_config(self.url("pennylane"))),
         ])
     }
 }
@@ -153,6 +157,7 @@ pub fn router(state: Arc<MockState>) -> Router {
         .nest("/trackstar", trackstar::router())
         .nest("/business-central", business_central::router())
         .nest("/bigledger", bigledger::router())
+        .nest("/pennylane", pennylane::router())
         .route_layer(middleware::from_fn_with_state(state.clone(), count_request))
         .route("/__mock/stats", get(stats))
         .route("/__mock/requests", get(requests))

@@ -6,6 +6,7 @@
 
 pub mod bigledger;
 pub mod business_central;
+pub mod pennylane;
 pub mod registry;
 pub mod trackstar;
 pub mod window;

@@ -10,7 +10,7 @@ use futures::future::join_all;
 use secrecy::SecretString;
 use tracing::instrument;
 
-use super::{bigledger, business_central, next_entries, trackstar, Source};
+use super::{bigledger, business_central, next_entries, pennylane, trackstar, Source};
 use crate::config::{Config, ConfigError, SourceConfig};
 use crate::ledger::{merge, plan, Cursor, LedgerFilter, MergedPage};
 use crate::model::{LedgerEntry, SourceKind, SourceName};
@@ -18,12 +18,12 @@ use crate::upstream::{Credentials, FingerprintKey, UpstreamError, UpstreamFailur
 
 /// Builds the connector for one configured source: the one place that knows
 /// every kind.
-fn build_source(name: SourceName, config: &SourceConfig) -> Result<Arc<dyn Source>, ConfigError> {
+fn build_source(name: SourceName, config: &SourceConfig) -> Arc<dyn Source> {
     match config.kind {
-        SourceKind::Trackstar => Ok(Arc::new(trackstar::Trackstar::new(name, config))),
-        SourceKind::BusinessCentral => Ok(Arc::new(business_central::BusinessCentral::new(name, config))),
-        SourceKind::Bigledger => Ok(Arc::new(bigledger::BigLedger::new(name, config))),
-        other => Err(ConfigError::UnsupportedKind { source_name: name.to_string(), kind: other }),
+        SourceKind::Trackstar => Arc::new(trackstar::Trackstar::new(name, config)),
+        SourceKind::BusinessCentral => Arc::new(business_central::BusinessCentral::new(name, config)),
+        SourceKind::Bigledger => Arc::new(bigledger::BigLedger::new(name, config)),
+        SourceKind::Pennylane => Arc::new(pennylane::Pennylane::new(name, config)),
     }
 }
 
@@ -33,7 +33,7 @@ pub fn credential_fields(kind: SourceKind) -> &'static [&'static str] {
         SourceKind::Trackstar => trackstar::CREDENTIAL_FIELDS,
         SourceKind::BusinessCentral => business_central::CREDENTIAL_FIELDS,
         SourceKind::Bigledger => bigledger::CREDENTIAL_FIELDS,
-        _ => &[],
+        SourceKind::Pennylane => pennylane::CREDENTIAL_FIELDS,
     }
 }
 
@@ -106,7 +106,7 @@ impl Registry {
             .sources
             .iter()
             .map(|(name, source_config)| {
-                let source = build_source(SourceName::new(name), source_config)?;
+                let source = build_source(SourceName::new(name), source_config);
                 let credentials = CredentialPolicy {
                     configured: source_config.credentials.clone(),
                     forwarded: source_config.forward.clone(),

@@ -447,7 +447,8 @@ async fn a_rejected_token_is_unauthorized_from_business_central_and_other_source
         source.credentials.insert("token".into(), secrecy::SecretString::from("wrong-token"));
     })
     .await;
-    let body = app.query(&operation("LedgerPage"), json!({"first": 5})).await;
+    let variables = json!({"first": 5, "filter": {"sources": [SOURCE, "trackstar"]}});
+    let body = app.query(&operation("LedgerPage"), variables).await;
     assert_eq!(error_codes(&body), ["UPSTREAM_UNAUTHORIZED"], "{body}");
     assert_eq!(body["errors"][0]["extensions"]["source"], SOURCE);
     let edges = body["data"]["ledgerEntries"]["edges"].as_array().unwrap();

@@ -94,7 +94,7 @@ async fn event_types_are_pushed_down_as_native_names() {
 async fn event_types_a_source_never_produces_skip_it_without_a_call() {
     let app = spawn_app().await;
     app.reset_stats().await;
-    let (nodes, _) = app.walk(json!({"eventTypes": ["JOURNAL"]}), 10).await;
+    let (nodes, _) = app.walk(json!({"sources": ["trackstar"], "eventTypes": ["JOURNAL"]}), 10).await;
     assert!(nodes.is_empty());
     assert_eq!(app.calls_to("trackstar").await, 0);
 }
@@ -237,7 +237,7 @@ async fn one_entry_is_found_by_id_and_an_unknown_one_is_null() {
 #[tokio::test]
 async fn quantities_are_exact_decimal_strings() {
     let app = spawn_app().await;
-    let body = app.query(&operation("LedgerPage"), json!({"first": 20})).await;
+    let body = app.query(&operation("LedgerPage"), json!({"first": 20, "filter": {"sources": ["trackstar"]}})).await;
     for edge in body["data"]["ledgerEntries"]["edges"].as_array().unwrap() {
         let quantity = &edge["node"]["quantity"];
         assert!(quantity.is_string(), "{quantity}");

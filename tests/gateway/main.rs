@@ -21,5 +21,7 @@ mod http;
 mod ledger_entries;
 /// The merged ledger across sources: exactly once, in order, counts.
 mod merged;
+/// Pennylane: dated then undated entries, amounts from lines, pushdown, errors, its mock's wire format.
+mod pennylane;
 /// A million-entry ledger: calls and memory per page stay bounded.
 mod scale;

@@ -22,6 +22,7 @@ async fn a_million_entry_ledger_pages_with_bounded_calls_and_memory() {
     let query = operation("LedgerPage");
 
     for (label, filter, skip) in [
+        // Trackstar alone: the other demo sources are not what this measures.
         ("newest", json!({"sources": ["trackstar"]}), 0),
         (
             "from the middle",
