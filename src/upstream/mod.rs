@@ -1,12 +1,14 @@
 //! Shared HTTP mechanics for every connector: the client (timeouts, retries,
 //! capped reads, no redirects), per-caller credentials and their
-//! fingerprints, and the error type connectors return.
+//! fingerprints, the shared cache, and the error type connectors return.
 
 pub mod auth;
+pub mod cache;
 pub mod client;
 pub mod error;
 
 pub use auth::{Credentials, Fingerprint, FingerprintKey};
+pub use cache::{Resource, Scope, UpstreamCache};
 pub use client::{Call, HttpPolicy, UpstreamClient};
 pub use error::{UpstreamError, UpstreamFailure};
 
