@@ -212,11 +212,32 @@ fn random_row(rng: &mut rand::rngs::SmallRng, options: &MockOptions, items: usiz
 pub struct TrackstarMock {
     options: MockOptions,
     tenants: Mutex<HashMap<String, Arc<TenantData>>>,
+    /// Lookup routes told to fail, with the status they answer.
+    faults: Mutex<HashMap<&'static str, StatusCode>>,
 }
 
 impl TrackstarMock {
     pub fn new(options: MockOptions) -> Self {
-        Self { options, tenants: Mutex::default() }
+        Self { options, tenants: Mutex::default(), faults: Mutex::default() }
+    }
+
+    /// Makes every request to a lookup route (`inventory`, `warehouses`,
+    /// `bins`) answer `status` with Trackstar's error body, until called
+    /// again with `None`.
+    pub fn fail(&self, route: &'static str, status: Option<StatusCode>) {
+        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        match status {
+            Some(status) => faults.insert(route, status),
+            None => faults.remove(route),
+        };
+    }
+
+    fn fault(&self, route: &str) -> Result<(), Response> {
+        let faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        match faults.get(route) {
+            Some(status) => Err(error(*status, json!({"error": "Injected failure", "origin": "trackstar"}))),
+            None => Ok(()),
+        }
     }
 
     pub fn tenant(&self, token: &str) -> Arc<TenantData> {
@@ -464,7 +485,7 @@ fn list(rows: Vec<(&str, Value)>, raw: Option<&str>) -> Response {
 }
 
 async fn inventory(State(state): State<Arc<MockState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
-    let data = match authenticate(&state, &headers) {
+    let data = match authenticate(&state, &headers).and_then(|data| state.trackstar.fault("inventory").map(|()| data)) {
         Ok(data) => data,
         Err(response) => return response,
     };
@@ -487,7 +508,8 @@ fn item_json(data: &TenantData, item: &Item) -> Value {
         .collect();
     let mut by_warehouse = serde_json::Map::new();
     for s in &item.stock {
-        let onhand = by_warehouse.entry(data.warehouses[s.warehouse].id.clone()).or_insert_with(|| json!({"onhand": 0}));
+        let onhand =
+            by_warehouse.entry(data.warehouses[s.warehouse].id.clone()).or_insert_with(|| json!({"onhand": 0}));
         onhand["onhand"] = json!(onhand["onhand"].as_i64().unwrap_or(0) + s.quantity);
     }
     json!({
@@ -509,7 +531,8 @@ fn item_json(data: &TenantData, item: &Item) -> Value {
 }
 
 async fn warehouses(State(state): State<Arc<MockState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
-    let data = match authenticate(&state, &headers) {
+    let data = match authenticate(&state, &headers).and_then(|data| state.trackstar.fault("warehouses").map(|()| data))
+    {
         Ok(data) => data,
         Err(response) => return response,
     };
@@ -541,7 +564,7 @@ async fn bins(
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> Response {
-    let data = match authenticate(&state, &headers) {
+    let data = match authenticate(&state, &headers).and_then(|data| state.trackstar.fault("bins").map(|()| data)) {
         Ok(data) => data,
         Err(response) => return response,
     };
@@ -550,7 +573,9 @@ async fn bins(
     };
     let mut bins: Vec<&Bin> = warehouse.bins.iter().collect();
     bins.sort_by(|a, b| a.id.cmp(&b.id));
-    let rows =
-        bins.into_iter().map(|b| (b.id.as_str(), json!({"id": b.id, "warehouse_id": warehouse.id, "name": b.name}))).collect();
+    let rows = bins
+        .into_iter()
+        .map(|b| (b.id.as_str(), json!({"id": b.id, "warehouse_id": warehouse.id, "name": b.name})))
+        .collect();
     list(rows, raw.as_deref())
 }

@@ -23,12 +23,18 @@ pub fn split_bin_key(key: &str) -> Option<(&str, &str)> {
     key.split_once('/').filter(|(warehouse, bin)| !warehouse.is_empty() && !bin.is_empty())
 }
 
-/// Where something sits: the bin when Trackstar names one, else the warehouse.
-fn place(warehouse: Option<&str>, location: Option<&str>) -> Option<String> {
+/// The key of the bin Trackstar names (`location_id`), with its warehouse
+/// when Trackstar names that too.
+fn bin_in(warehouse: Option<&str>, location: Option<&str>) -> Option<String> {
     match (warehouse, location) {
         (Some(warehouse), Some(bin)) => Some(bin_key(warehouse, bin)),
-        (warehouse, bin) => bin.or(warehouse).map(str::to_owned),
+        (_, bin) => bin.map(str::to_owned),
     }
+}
+
+/// Where stock sits: the bin when Trackstar names one, else the warehouse.
+fn place(warehouse: Option<&str>, location: Option<&str>) -> Option<String> {
+    bin_in(warehouse, location).or_else(|| warehouse.map(str::to_owned))
 }
 
 /// Every list endpoint's envelope.
@@ -96,7 +102,7 @@ impl LedgerRecord {
             amounts: Amounts::default(),
             sku: Some(self.sku),
             item_ref: Some(self.inventory_item_id),
-            location_id: place(self.warehouse_id.as_deref(), self.location_id.as_deref()),
+            location_id: bin_in(self.warehouse_id.as_deref(), self.location_id.as_deref()),
             warehouse_id: self.warehouse_id,
             document,
             description: self.reason,
