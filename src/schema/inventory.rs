@@ -159,10 +159,9 @@ impl Item {
     }
 
     /// Stock of this item per location, as the item lookup reports it (no
-    /// extra upstream call; each level's `location` is one batched lookup).
-    async fn stock_levels(&self) -> Vec<StockLevel> {
-        let source = &self.0.source;
-        self.0.stock_levels.iter().map(|level| StockLevel { source: source.clone(), level: level.clone() }).collect()
+    /// extra upstream call; the levels' locations are one batched lookup).
+    async fn stock_levels(&self, ctx: &Context<'_>) -> Result<Vec<StockLevel>> {
+        stock_levels(ctx, &self.0.source, &self.0.stock_levels).await
     }
 
     /// Ledger entries about this item, newest first: `Query.ledgerEntries`
@@ -246,10 +245,10 @@ impl Location {
     async fn stock_levels(&self, ctx: &Context<'_>) -> Result<Option<Vec<StockLevel>>> {
         let loaders = ctx.data::<Loaders>()?;
         let levels = loaders.location_stock(self.0.source.as_str(), &self.0.native_id).await.map_err(upstream_error)?;
-        let source = &self.0.source;
-        Ok(levels.map(|levels| {
-            levels.iter().map(|level| StockLevel { source: source.clone(), level: level.clone() }).collect()
-        }))
+        match levels {
+            Some(levels) => Ok(Some(stock_levels(ctx, &self.0.source, &levels).await?)),
+            None => Ok(None),
+        }
     }
 
     /// Ledger entries at this location, newest first: `Query.ledgerEntries`
@@ -313,6 +312,17 @@ impl StockLevel {
     async fn reserved(&self) -> Option<Decimal> {
         self.level.reserved
     }
+}
+
+/// `levels` as GraphQL objects, with the items and locations the selection
+/// asks for looked up in one batch.
+async fn stock_levels(ctx: &Context<'_>, source: &SourceName, levels: &[model::StockLevel]) -> Result<Vec<StockLevel>> {
+    let look = ctx.look_ahead();
+    let (item, location) = (look.field("item").exists(), look.field("location").exists());
+    if item || location {
+        ctx.data::<Loaders>()?.prime_stock(source, levels, item, location).await;
+    }
+    Ok(levels.iter().map(|level| StockLevel { source: source.clone(), level: level.clone() }).collect())
 }
 
 /// One item of `source` through the request's loader.

@@ -12,7 +12,7 @@ use futures::future::join_all;
 use super::entry::LedgerEntry;
 use super::filter::{LedgerEntryFilter, MAX_FILTER_VALUES};
 use super::inventory::{load_item, load_location, upstream_error, Item, Location};
-use super::loaders::Loaders;
+use super::loaders::{Loaders, Relations};
 use crate::config::LimitsConfig;
 use crate::error::{bad_input, GatewayError};
 use crate::ledger::{Cursor, LedgerFilter};
@@ -87,9 +87,9 @@ impl Query {
     /// with an error each, naming the source; the others still resolve.
     async fn items(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<Vec<Option<Item>>> {
         let loaders = ctx.data::<Loaders>()?;
-        by_source(ctx, &ids, |source, keys| loaders.items(source, keys)).await.map(|found| {
-            found.into_iter().map(|item| item.map(Item)).collect()
-        })
+        by_source(ctx, &ids, |source, keys| loaders.items(source, keys))
+            .await
+            .map(|found| found.into_iter().map(|item| item.map(Item)).collect())
     }
 
     /// One location (warehouse, store or bin) by id; null when the source
@@ -101,9 +101,9 @@ impl Query {
     /// Locations by id, like `items`.
     async fn locations(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<Vec<Option<Location>>> {
         let loaders = ctx.data::<Loaders>()?;
-        by_source(ctx, &ids, |source, keys| loaders.locations(source, keys)).await.map(|found| {
-            found.into_iter().map(|location| location.map(Location)).collect()
-        })
+        by_source(ctx, &ids, |source, keys| loaders.locations(source, keys))
+            .await
+            .map(|found| found.into_iter().map(|location| location.map(Location)).collect())
     }
 
     /// Federation: items by `id`, batched through the same loaders.
@@ -135,9 +135,13 @@ pub async fn ledger_connection(
     let first = page_size(first, limits)?;
     let known: Vec<&str> = registry.sources().map(|s| s.name().as_str()).collect();
     let filter = filter.into_ledger_filter(&known).map_err(bad_input)?;
-    let cursor =
-        after.map(|text| Cursor::decode(&text, &filter.digest())).transpose().map_err(|e| GatewayError::from(e).extend())?;
+    let cursor = after
+        .map(|text| Cursor::decode(&text, &filter.digest()))
+        .transpose()
+        .map_err(|e| GatewayError::from(e).extend())?;
     let page = registry.ledger_page(caller, &filter, cursor.as_ref(), first).await;
+    let entries: Vec<_> = page.merged.edges.iter().map(|(entry, _)| entry.clone()).collect();
+    ctx.data::<Loaders>()?.prime_entries(&entries, Relations::selected(ctx)).await;
     for error in page.errors {
         ctx.add_error(ctx.set_error_path(GatewayError::from(error).into_server_error(Some(ctx.item.pos))));
     }
@@ -148,7 +152,8 @@ pub async fn ledger_connection(
 }
 
 fn parse_id(id: &ID) -> Result<(&str, &str)> {
-    split_global_id(id).ok_or_else(|| bad_input(format!("id {:?} is not of the form <source>:<native id>", id.as_str())))
+    split_global_id(id)
+        .ok_or_else(|| bad_input(format!("id {:?} is not of the form <source>:<native id>", id.as_str())))
 }
 
 async fn find_item(ctx: &Context<'_>, id: &ID) -> Result<Option<Item>> {

@@ -74,7 +74,11 @@ pub async fn lookup<E: Entity>(
     let Some(limits) = E::limits(source.capabilities()) else { return Ok(HashMap::new()) };
     let scope = Scope::new(credentials, source.name(), E::RESOURCE);
     let (source, credentials) = (source.clone(), credentials.clone());
-    cache.get_or_fetch(&scope, keys, move |missing: Vec<String>| fetch_chunked::<E>(source, credentials, limits, missing).boxed()).await
+    cache
+        .get_or_fetch(&scope, keys, move |missing: Vec<String>| {
+            fetch_chunked::<E>(source, credentials, limits, missing).boxed()
+        })
+        .await
 }
 
 /// `keys` in chunks the upstream accepts, a bounded number at a time. The

@@ -36,7 +36,10 @@ mod tests {
 
     #[test]
     fn numbers_keep_every_digit() {
-        assert_eq!(price(r#"{"price": 0.1234567890123456789012345}"#).unwrap().to_string(), "0.1234567890123456789012345");
+        assert_eq!(
+            price(r#"{"price": 0.1234567890123456789012345}"#).unwrap().to_string(),
+            "0.1234567890123456789012345"
+        );
         assert_eq!(price(r#"{"price": 12.30}"#).unwrap().to_string(), "12.30");
         assert_eq!(price(r#"{"price": -3}"#).unwrap().to_string(), "-3");
         assert_eq!(price(r#"{"price": 1.5e3}"#).unwrap().to_string(), "1500");

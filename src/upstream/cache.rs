@@ -385,7 +385,8 @@ impl UpstreamCache {
             let size = body.len();
             Ok::<_, UpstreamError>(Stored::sized(url.as_str(), Some(body), size, ttl))
         };
-        let entry = self.store.entry(scope.key(url.as_str())).or_try_insert_with(init).await.map_err(|e| (*e).clone())?;
+        let entry =
+            self.store.entry(scope.key(url.as_str())).or_try_insert_with(init).await.map_err(|e| (*e).clone())?;
         scope.count(if entry.is_fresh() { "cache_misses_total" } else { "cache_hits_total" }, 1);
         match decoded {
             Some(value) => Ok(value),
@@ -564,8 +565,13 @@ mod tests {
         let cache = cache(Duration::from_secs(60));
         let scope = scope(&FingerprintKey::random(), "alice");
         let failing = |_: Vec<String>| {
-            async { Err::<HashMap<String, String>, _>(UpstreamError::new(&SourceName::new("src"), UpstreamFailure::Unauthorized)) }
-                .boxed()
+            async {
+                Err::<HashMap<String, String>, _>(UpstreamError::new(
+                    &SourceName::new("src"),
+                    UpstreamFailure::Unauthorized,
+                ))
+            }
+            .boxed()
         };
         let error = cache.get_or_fetch(&scope, &keys(&["k1"]), failing).await.unwrap_err();
         assert_eq!(error.failure, UpstreamFailure::Unauthorized);
