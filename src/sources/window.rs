@@ -36,6 +36,7 @@ pub trait WindowFetch: Send + Sync {
 }
 
 const MIN_SPAN: Duration = Duration::seconds(1);
+const CLOCK_GRID: Duration = Duration::minutes(1);
 /// Beyond this the window is simply left open below.
 const MAX_SPAN: Duration = Duration::days(365 * 200);
 
@@ -81,7 +82,11 @@ impl<F: WindowFetch> WindowScan<F> {
 
     /// The next window and whether it reaches the bottom of the ledger.
     fn next_window(&self) -> (Window, bool) {
-        let top = self.upper.unwrap_or_else(|| Utc::now().duration_trunc(MIN_SPAN).unwrap_or_else(|_| Utc::now()));
+        // An open top is read from "now" on a one-minute grid, so that the
+        // same query asked again within the minute makes the same upstream
+        // calls, which the ledger cache can answer. The window is open
+        // above, so where its top lies never hides an entry.
+        let top = self.upper.unwrap_or_else(|| Utc::now().duration_trunc(CLOCK_GRID).unwrap_or_else(|_| Utc::now()));
         let earliest = Utc.with_ymd_and_hms(1900, 1, 1, 0, 0, 0).single();
         let from = top.checked_sub_signed(self.span).filter(|from| Some(*from) > earliest);
         match (from, self.floor) {
