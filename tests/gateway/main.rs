@@ -6,9 +6,15 @@
 
 mod helpers;
 
+/// The shared cache: ledger pages reused briefly, TTLs, errors never kept, metrics.
+mod cache;
 /// Errors: cursor misuse, bad input, upstream failures, all with codes.
 mod errors;
 /// GraphQL over HTTP: methods, media types, GraphiQL, health, schema drift.
 mod http;
+/// Caller isolation: identical queries of two callers, cold, warm, concurrent.
+mod isolation;
+/// Items and locations: batched loaders, bins, lookups by id, federation, failures.
+mod items;
 /// Paging the merged ledger: exactly once, newest first, every filter.
 mod ledger_entries;
