@@ -157,6 +157,9 @@ impl Expiry<CacheKey, Stored> for PerEntryTtl {
 /// (absent ones as `None`) plus whatever else the upstream returned.
 type FlightResult = Result<Arc<HashMap<String, Stored>>, UpstreamError>;
 type Flight = Shared<BoxFuture<'static, FlightResult>>;
+/// The keys a lookup fetches itself (with its new batch), and the keys it
+/// waits for in other lookups' batches.
+type Claim = (Option<(Vec<String>, Flight)>, Vec<(String, Flight)>);
 
 /// The shared cache. Cheap to share: hold it in an `Arc`.
 pub struct UpstreamCache {
@@ -261,13 +264,7 @@ impl UpstreamCache {
 
     /// Splits `missing` into keys another lookup is already fetching (joined)
     /// and the rest, for which one new batch is registered (owned).
-    #[allow(clippy::type_complexity)]
-    fn claim<V, F>(
-        self: &Arc<Self>,
-        scope: &Scope,
-        missing: Vec<String>,
-        fetch: F,
-    ) -> (Option<(Vec<String>, Flight)>, Vec<(String, Flight)>)
+    fn claim<V, F>(self: &Arc<Self>, scope: &Scope, missing: Vec<String>, fetch: F) -> Claim
     where
         V: Clone + Serialize + Send + Sync + 'static,
         F: FnOnce(Vec<String>) -> BoxFuture<'static, Result<HashMap<String, V>, UpstreamError>> + Send + 'static,
@@ -318,14 +315,16 @@ impl UpstreamCache {
             let result = match fetched {
                 Ok(mut values) => {
                     let ttl = cache.ttl(&scope.source, scope.resource);
+                    let mut new = HashMap::new();
                     for key in missing {
                         let value = values.remove(&key);
-                        answers.insert(key.clone(), Stored::new(&key, value, ttl));
+                        new.insert(key.clone(), Stored::new(&key, value, ttl));
                     }
                     for (key, value) in values {
-                        answers.insert(key.clone(), Stored::new(&key, Some(value), ttl));
+                        new.insert(key.clone(), Stored::new(&key, Some(value), ttl));
                     }
-                    cache.store_all(&scope, &answers, ttl).await;
+                    cache.store_all(&scope, &new, ttl).await;
+                    answers.extend(new);
                     Ok(Arc::new(answers))
                 }
                 Err(error) => Err(error),
