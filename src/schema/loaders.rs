@@ -198,7 +198,11 @@ impl Loaders {
 
     /// Looks up, in one load per source and kind, every item and location
     /// the `relations` of `entries` will ask for.
-    pub async fn prime_entries(&self, entries: &[model::LedgerEntry], relations: Relations) {
+    pub async fn prime_entries<'a>(
+        &self,
+        entries: impl IntoIterator<Item = &'a model::LedgerEntry>,
+        relations: Relations,
+    ) {
         let mut items = Vec::new();
         let mut places = Vec::new();
         for entry in entries {

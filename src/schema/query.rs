@@ -140,8 +140,8 @@ pub async fn ledger_connection(
         .transpose()
         .map_err(|e| GatewayError::from(e).extend())?;
     let page = registry.ledger_page(caller, &filter, cursor.as_ref(), first).await;
-    let entries: Vec<_> = page.merged.edges.iter().map(|(entry, _)| entry.clone()).collect();
-    ctx.data::<Loaders>()?.prime_entries(&entries, Relations::selected(ctx)).await;
+    let entries = page.merged.edges.iter().map(|(entry, _)| entry);
+    ctx.data::<Loaders>()?.prime_entries(entries, Relations::selected(ctx)).await;
     for error in page.errors {
         ctx.add_error(ctx.set_error_path(GatewayError::from(error).into_server_error(Some(ctx.item.pos))));
     }
