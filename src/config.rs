@@ -36,6 +36,8 @@ pub struct Config {
     pub limits: LimitsConfig,
     /// Upstream sources by name; the name prefixes every id they own.
     pub sources: BTreeMap<String, SourceConfig>,
+    /// The shared upstream cache: size bound and time-to-live per resource.
+    pub cache: CacheConfig,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -68,6 +70,50 @@ impl Default for LimitsConfig {
     fn default() -> Self {
         Self { default_page_size: 20, max_page_size: 500 }
     }
+}
+
+/// The shared cache of upstream answers. Every entry is keyed by the
+/// caller's credential fingerprint, so callers never share data; errors are
+/// never cached. A time-to-live of 0 disables caching that resource.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheConfig {
+    /// Upper bound of the whole cache, in bytes (approximate: entries are
+    /// weighed by their serialized size).
+    pub max_bytes: u64,
+    /// Seconds an upstream ledger response is reused for the same caller
+    /// and URL: short, it only saves repeated pages and retried queries.
+    pub ledger_ttl_secs: u64,
+    /// Seconds an item (or its absence) is reused.
+    pub item_ttl_secs: u64,
+    /// Seconds a location (or its absence) and a location's stock are reused.
+    pub location_ttl_secs: u64,
+    /// Overrides per source name, e.g. `[cache.sources.trackstar]`.
+    pub sources: BTreeMap<String, CacheTtlOverride>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 64 * 1024 * 1024,
+            ledger_ttl_secs: 5,
+            item_ttl_secs: 300,
+            location_ttl_secs: 900,
+            sources: BTreeMap::new(),
+        }
+    }
+}
+
+/// One source's time-to-live overrides; unset fields keep the global value.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CacheTtlOverride {
+    /// Replaces `cache.ledger_ttl_secs` for this source.
+    pub ledger_ttl_secs: Option<u64>,
+    /// Replaces `cache.item_ttl_secs` for this source.
+    pub item_ttl_secs: Option<u64>,
+    /// Replaces `cache.location_ttl_secs` for this source.
+    pub location_ttl_secs: Option<u64>,
 }
 
 /// One upstream.
@@ -187,6 +233,19 @@ impl Config {
                 return Err(fail("http timeouts must be positive".into()));
             }
         }
+        self.validate_cache()
+    }
+
+    fn validate_cache(&self) -> Result<(), ConfigError> {
+        if self.cache.max_bytes == 0 {
+            return Err(ConfigError::Invalid { key: "cache.max_bytes", message: "must be positive".into() });
+        }
+        if let Some(unknown) = self.cache.sources.keys().find(|name| !self.sources.contains_key(*name)) {
+            return Err(ConfigError::Invalid {
+                key: "cache.sources",
+                message: format!("{unknown:?} is not a configured source"),
+            });
+        }
         Ok(())
     }
 }
@@ -232,6 +291,30 @@ credentials = { api_key = "k" }"#,
         )
         .unwrap_err();
         assert_eq!(error.to_string(), "sources.wms: credentials.access_token or forward.access_token is required");
+    }
+
+    #[test]
+    fn cache_ttls_default_and_override_per_source() {
+        let config = parse(
+            r#"[cache]
+item_ttl_secs = 60
+[cache.sources.wms]
+ledger_ttl_secs = 0
+[sources.wms]
+kind = "trackstar"
+base_url = "https://x.example"
+credentials = { api_key = "k", access_token = "t" }"#,
+        )
+        .unwrap();
+        assert_eq!(config.cache.item_ttl_secs, 60);
+        assert_eq!(config.cache.location_ttl_secs, CacheConfig::default().location_ttl_secs);
+        assert_eq!(config.cache.sources["wms"].ledger_ttl_secs, Some(0));
+    }
+
+    #[test]
+    fn cache_overrides_for_unknown_sources_name_the_key() {
+        let error = parse("[cache.sources.nope]\nitem_ttl_secs = 1").unwrap_err();
+        assert_eq!(error.to_string(), "cache.sources: \"nope\" is not a configured source");
     }
 
     #[test]

@@ -11,8 +11,10 @@
 //! - [`ledger`]: pure planning, merging and cursors: which sources a filter
 //!   reaches, what each pushes down, the k-way merge, keyset cursors.
 //! - [`sources`]: one connector per upstream behind `trait Source`, plus the
-//!   shared fan-out and the date-window walker for unordered upstreams.
-//! - [`upstream`]: shared HTTP mechanics: client, retries, credentials.
+//!   shared fan-out, the date-window walker for unordered upstreams, and
+//!   item/location lookups over any source.
+//! - [`upstream`]: shared HTTP mechanics: client, retries, credentials,
+//!   and the cache every request shares (keyed per caller).
 //! - [`mock`]: the mock upstreams, speaking each API's wire format.
 //! - [`model`]: the unified entry; [`config`], [`error`], [`cli`], [`telemetry`].
 

@@ -116,12 +116,10 @@ async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: B
 }
 
 async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> Response {
-    let caller = state.registry.caller(headers);
+    let prepare = |request| crate::schema::for_caller(&state.registry, headers, request);
     let batch = match batch {
-        BatchRequest::Single(request) => BatchRequest::Single(request.data(caller)),
-        BatchRequest::Batch(requests) => {
-            BatchRequest::Batch(requests.into_iter().map(|r| r.data(state.registry.caller(headers))).collect())
-        }
+        BatchRequest::Single(request) => BatchRequest::Single(prepare(request)),
+        BatchRequest::Batch(requests) => BatchRequest::Batch(requests.into_iter().map(prepare).collect()),
     };
     let response = state.schema.execute_batch(batch).await;
     respond(headers, response)

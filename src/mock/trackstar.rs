@@ -2,13 +2,15 @@
 //! deepObject filters (`entry_date[gte]=...`), strict `YYYY-MM-DDTHH:MM:SSZ`
 //! dates, `limit` 1-1000, opaque `page_token`/`next_token`, 401/422 bodies as
 //! documented. Entries come ordered by id, which is not entry_date order, as
-//! a real Trackstar may.
+//! a real Trackstar may. Each warehouse has bins (`/wms/warehouses/{id}/locations`,
+//! `id, warehouse_id, name`); ledger rows and stock sit in a bin or in the
+//! warehouse as a whole.
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
 use std::sync::{Arc, Mutex};
 
-use axum::extract::{RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -34,6 +36,7 @@ pub const EVENT_TYPES: [&str; 7] =
 const DATE_FIELDS: [&str; 5] =
     ["created_date", "updated_date", "trackstar_created_date", "trackstar_updated_date", "entry_date"];
 const MAX_LIMIT: usize = 1000;
+const BINS_PER_WAREHOUSE: usize = 6;
 
 pub fn source_config(base_url: Url) -> SourceConfig {
     SourceConfig {
@@ -64,7 +67,16 @@ pub struct Row {
     pub reason: Option<&'static str>,
     pub object: Option<(&'static str, String)>,
     pub warehouse: usize,
-    pub location: Option<String>,
+    /// Index of the bin inside the warehouse, when the row names one.
+    pub bin: Option<usize>,
+}
+
+/// Some stock of an item: in a bin of a warehouse, or in the warehouse as a whole.
+#[derive(Debug)]
+pub struct Stock {
+    pub warehouse: usize,
+    pub bin: Option<usize>,
+    pub quantity: i64,
 }
 
 #[derive(Debug)]
@@ -76,12 +88,19 @@ pub struct Item {
     pub unit_cost_cents: i64,
     pub onhand: i64,
     pub committed: i64,
-    /// Stock per warehouse index.
-    pub stock: Vec<(usize, i64)>,
+    pub stock: Vec<Stock>,
 }
 
 #[derive(Debug)]
 pub struct Warehouse {
+    pub id: String,
+    pub name: String,
+    pub bins: Vec<Bin>,
+}
+
+/// A bin (Trackstar calls it a location) inside a warehouse.
+#[derive(Debug)]
+pub struct Bin {
     pub id: String,
     pub name: String,
 }
@@ -102,14 +121,27 @@ impl TenantData {
         let mut rng = fixtures::rng(options, "trackstar", tenant);
         let warehouses: Vec<Warehouse> = fixtures::WAREHOUSE_NAMES
             .iter()
-            .map(|name| Warehouse { id: format!("wh_{}", fixtures::hex_id(&mut rng, 10)), name: (*name).to_owned() })
+            .map(|name| {
+                let id = format!("wh_{}", fixtures::hex_id(&mut rng, 10));
+                let bins = (0..BINS_PER_WAREHOUSE)
+                    .map(|n| Bin {
+                        id: format!("loc_{}", fixtures::hex_id(&mut rng, 8)),
+                        name: format!("{}-{:02}", char::from(b'A' + (n / 3) as u8), n % 3 + 1),
+                    })
+                    .collect();
+                Warehouse { id, name: (*name).to_owned(), bins }
+            })
             .collect();
         let items: Vec<Item> = (1..=300)
             .map(|n| {
-                let stock: Vec<(usize, i64)> = (0..rng.random_range(1..=3))
-                    .map(|_| (rng.random_range(0..warehouses.len()), rng.random_range(0..500)))
+                let stock: Vec<Stock> = (0..rng.random_range(1..=3))
+                    .map(|_| Stock {
+                        warehouse: rng.random_range(0..warehouses.len()),
+                        bin: rng.random_bool(0.7).then(|| rng.random_range(0..BINS_PER_WAREHOUSE)),
+                        quantity: rng.random_range(0..500),
+                    })
                     .collect();
-                let onhand = stock.iter().map(|(_, q)| q).sum::<i64>();
+                let onhand = stock.iter().map(|s| s.quantity).sum::<i64>();
                 Item {
                     id: format!("inv_{}", fixtures::hex_id(&mut rng, 12)),
                     sku: format!("SKU-{n:04}"),
@@ -171,7 +203,7 @@ fn random_row(rng: &mut rand::rngs::SmallRng, options: &MockOptions, items: usiz
         reason,
         object,
         warehouse: rng.random_range(0..fixtures::WAREHOUSE_NAMES.len()),
-        location: rng.random_bool(0.7).then(|| format!("loc_{}", fixtures::hex_id(rng, 6))),
+        bin: rng.random_bool(0.7).then(|| rng.random_range(0..BINS_PER_WAREHOUSE)),
     }
 }
 
@@ -180,11 +212,32 @@ fn random_row(rng: &mut rand::rngs::SmallRng, options: &MockOptions, items: usiz
 pub struct TrackstarMock {
     options: MockOptions,
     tenants: Mutex<HashMap<String, Arc<TenantData>>>,
+    /// Lookup routes told to fail, with the status they answer.
+    faults: Mutex<HashMap<&'static str, StatusCode>>,
 }
 
 impl TrackstarMock {
     pub fn new(options: MockOptions) -> Self {
-        Self { options, tenants: Mutex::default() }
+        Self { options, tenants: Mutex::default(), faults: Mutex::default() }
+    }
+
+    /// Makes every request to a lookup route (`inventory`, `warehouses`,
+    /// `bins`) answer `status` with Trackstar's error body, until called
+    /// again with `None`.
+    pub fn fail(&self, route: &'static str, status: Option<StatusCode>) {
+        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        match status {
+            Some(status) => faults.insert(route, status),
+            None => faults.remove(route),
+        };
+    }
+
+    fn fault(&self, route: &str) -> Result<(), Response> {
+        let faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        match faults.get(route) {
+            Some(status) => Err(error(*status, json!({"error": "Injected failure", "origin": "trackstar"}))),
+            None => Ok(()),
+        }
     }
 
     pub fn tenant(&self, token: &str) -> Arc<TenantData> {
@@ -198,6 +251,7 @@ pub fn router() -> Router<Arc<MockState>> {
         .route("/wms/inventory/ledger", get(ledger))
         .route("/wms/inventory", get(inventory))
         .route("/wms/warehouses", get(warehouses))
+        .route("/wms/warehouses/{id}/locations", get(bins))
 }
 
 /// A documented Trackstar error response.
@@ -382,6 +436,7 @@ async fn ledger(State(state): State<Arc<MockState>>, headers: HeaderMap, RawQuer
 
 fn row_json(data: &TenantData, row: &Row) -> Value {
     let item = &data.items[row.item];
+    let warehouse = &data.warehouses[row.warehouse];
     let date = |d: DateTime<Utc>| d.format("%Y-%m-%dT%H:%M:%SZ").to_string();
     json!({
         "id": row.id,
@@ -396,8 +451,8 @@ fn row_json(data: &TenantData, row: &Row) -> Value {
         "reason": row.reason,
         "object_id": row.object.as_ref().map(|(_, id)| id),
         "object_type": row.object.as_ref().map(|(kind, _)| kind),
-        "warehouse_id": data.warehouses[row.warehouse].id,
-        "location_id": row.location,
+        "warehouse_id": warehouse.id,
+        "location_id": row.bin.map(|b| &warehouse.bins[b].id),
         "additional_fields": {"item_name": item.name},
         "trackstar_created_date": date(row.created_date),
         "trackstar_updated_date": date(row.updated_date),
@@ -430,7 +485,7 @@ fn list(rows: Vec<(&str, Value)>, raw: Option<&str>) -> Response {
 }
 
 async fn inventory(State(state): State<Arc<MockState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
-    let data = match authenticate(&state, &headers) {
+    let data = match authenticate(&state, &headers).and_then(|data| state.trackstar.fault("inventory").map(|()| data)) {
         Ok(data) => data,
         Err(response) => return response,
     };
@@ -445,10 +500,18 @@ fn item_json(data: &TenantData, item: &Item) -> Value {
     let locations: Vec<Value> = item
         .stock
         .iter()
-        .map(|(w, quantity)| json!({"location_id": null, "warehouse_id": data.warehouses[*w].id, "quantity": quantity}))
+        .map(|s| {
+            let warehouse = &data.warehouses[s.warehouse];
+            let bin = s.bin.map(|b| &warehouse.bins[b].id);
+            json!({"location_id": bin, "warehouse_id": warehouse.id, "quantity": s.quantity})
+        })
         .collect();
-    let by_warehouse: serde_json::Map<String, Value> =
-        item.stock.iter().map(|(w, q)| (data.warehouses[*w].id.clone(), json!({"onhand": q}))).collect();
+    let mut by_warehouse = serde_json::Map::new();
+    for s in &item.stock {
+        let onhand =
+            by_warehouse.entry(data.warehouses[s.warehouse].id.clone()).or_insert_with(|| json!({"onhand": 0}));
+        onhand["onhand"] = json!(onhand["onhand"].as_i64().unwrap_or(0) + s.quantity);
+    }
     json!({
         "id": item.id,
         "sku": item.sku,
@@ -468,7 +531,8 @@ fn item_json(data: &TenantData, item: &Item) -> Value {
 }
 
 async fn warehouses(State(state): State<Arc<MockState>>, headers: HeaderMap, RawQuery(raw): RawQuery) -> Response {
-    let data = match authenticate(&state, &headers) {
+    let data = match authenticate(&state, &headers).and_then(|data| state.trackstar.fault("warehouses").map(|()| data))
+    {
         Ok(data) => data,
         Err(response) => return response,
     };
@@ -489,6 +553,29 @@ async fn warehouses(State(state): State<Arc<MockState>>, headers: HeaderMap, Raw
             });
             (w.id.as_str(), body)
         })
+        .collect();
+    list(rows, raw.as_deref())
+}
+
+/// The bins of one warehouse; 404 for a warehouse the tenant does not have.
+async fn bins(
+    State(state): State<Arc<MockState>>,
+    Path(warehouse): Path<String>,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let data = match authenticate(&state, &headers).and_then(|data| state.trackstar.fault("bins").map(|()| data)) {
+        Ok(data) => data,
+        Err(response) => return response,
+    };
+    let Some(warehouse) = data.warehouses.iter().find(|w| w.id == warehouse) else {
+        return error(StatusCode::NOT_FOUND, json!({"error": "Warehouse not found", "origin": "trackstar"}));
+    };
+    let mut bins: Vec<&Bin> = warehouse.bins.iter().collect();
+    bins.sort_by(|a, b| a.id.cmp(&b.id));
+    let rows = bins
+        .into_iter()
+        .map(|b| (b.id.as_str(), json!({"id": b.id, "warehouse_id": warehouse.id, "name": b.name})))
         .collect();
     list(rows, raw.as_deref())
 }

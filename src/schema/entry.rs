@@ -1,9 +1,11 @@
-//! The `LedgerEntry` GraphQL type over the unified model.
+//! The `LedgerEntry` GraphQL type over the unified model; its `item`,
+//! `location` and `warehouse` resolve through the request's loaders.
 
-use async_graphql::{Json, Object, SimpleObject, ID};
+use async_graphql::{Context, Json, Object, Result, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
+use super::inventory::{load_item, load_location, Item, Location};
 use crate::model::{self, EventType, SourceKind};
 
 /// One stock or money movement from one source.
@@ -35,6 +37,7 @@ pub struct LedgerAmounts {
     pub currency: Option<String>,
 }
 
+/// One stock or money movement from one source.
 #[Object]
 impl LedgerEntry {
     /// `<source>:<native id>`, unique across sources.
@@ -114,6 +117,32 @@ impl LedgerEntry {
     /// Business Central's v2.0 API has no location on ledger entries: null there.
     async fn location_id(&self) -> Option<ID> {
         self.0.location_id.as_ref().map(|l| ID(model::global_id(&self.0.source, l)))
+    }
+
+    /// The item moved, looked up in the entry's own source (batched per
+    /// page, cached per caller). Null when the entry has no item (Pennylane)
+    /// or the source no longer knows it; an error naming the source when
+    /// the lookup fails.
+    async fn item(&self, ctx: &Context<'_>) -> Result<Option<Item>> {
+        let Some(key) = &self.0.item_ref else { return Ok(None) };
+        load_item(ctx, &self.0.source, key).await
+    }
+
+    /// Where the stock moved, as precisely as the source says: the bin
+    /// (`locationId`) when the entry names one, else the warehouse
+    /// (`warehouseId`). Null when the source has no location on entries
+    /// (Business Central v2.0, Pennylane).
+    async fn location(&self, ctx: &Context<'_>) -> Result<Option<Location>> {
+        let Some(key) = self.0.location_id.as_ref().or(self.0.warehouse_id.as_ref()) else { return Ok(None) };
+        load_location(ctx, &self.0.source, key).await
+    }
+
+    /// The warehouse (`warehouseId`), for sources that name the warehouse
+    /// beside the bin (Trackstar); then `location` is the bin inside it.
+    /// Null when the source names no warehouse.
+    async fn warehouse(&self, ctx: &Context<'_>) -> Result<Option<Location>> {
+        let Some(key) = &self.0.warehouse_id else { return Ok(None) };
+        load_location(ctx, &self.0.source, key).await
     }
 
     /// When the source created the entry.

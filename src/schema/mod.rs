@@ -1,18 +1,24 @@
-//! The GraphQL face: root fields, the `LedgerEntry` type, filter inputs,
-//! federation entities, and error codes. `build_schema` wires them to the
-//! registry; `sdl` is what `print-schema` prints and `schema.graphql` holds.
+//! The GraphQL face: root fields, the `LedgerEntry`, `Item` and `Location`
+//! types, filter inputs, federation entities, per-request loaders, and error
+//! codes. `build_schema` wires them to the registry; `for_caller` gives each
+//! request its caller's credentials and loaders; `sdl` is what
+//! `print-schema` prints and `schema.graphql` holds.
 
 pub mod codes;
 pub mod entry;
 pub mod filter;
+pub mod inventory;
+pub mod loaders;
 pub mod query;
 
 use std::sync::Arc;
 
-use async_graphql::{EmptyMutation, EmptySubscription, SDLExportOptions, Schema};
+use async_graphql::{EmptyMutation, EmptySubscription, Request, SDLExportOptions, Schema};
+use axum::http::HeaderMap;
 
 use crate::config::{Config, LimitsConfig};
 use crate::sources::Registry;
+use loaders::Loaders;
 
 pub type LedgerSchema = Schema<query::Query, EmptyMutation, EmptySubscription>;
 
@@ -27,6 +33,15 @@ pub fn build_schema(registry: Arc<Registry>, config: &Config) -> LedgerSchema {
         builder = builder.disable_introspection().disable_suggestions();
     }
     builder.finish()
+}
+
+/// `request` with its caller's credentials (from `headers`) and fresh
+/// loaders bound to them: batching happens within one request, never across
+/// callers; what requests share lives in the cache, keyed per caller.
+pub fn for_caller(registry: &Registry, headers: &HeaderMap, request: Request) -> Request {
+    let caller = registry.caller(headers);
+    let loaders = Loaders::new(registry, &caller);
+    request.data(loaders).data(caller)
 }
 
 /// The federation SDL, independent of any configuration: byte for byte what

@@ -1,17 +1,24 @@
-//! Root query fields.
+//! Root query fields, and the ledger connection resolver that `Item` and
+//! `Location` reuse for their own entries.
 
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::Arc;
 
 use async_graphql::connection::{Connection, Edge, EmptyFields};
-use async_graphql::{Context, ErrorExtensions, Object, Result, ID};
+use async_graphql::{Context, ErrorExtensions, Object, PathSegment, Result, ID};
+use futures::future::join_all;
 
 use super::entry::LedgerEntry;
-use super::filter::LedgerEntryFilter;
+use super::filter::{LedgerEntryFilter, MAX_FILTER_VALUES};
+use super::inventory::{load_item, load_location, upstream_error, Item, Location};
+use super::loaders::{Loaders, Relations};
 use crate::config::LimitsConfig;
 use crate::error::{bad_input, GatewayError};
 use crate::ledger::{Cursor, LedgerFilter};
-use crate::model::split_global_id;
+use crate::model::{split_global_id, SourceName};
 use crate::sources::{Caller, Registry};
+use crate::upstream::UpstreamError;
 
 /// Extra fields of `LedgerEntryConnection`.
 #[derive(Debug)]
@@ -37,6 +44,8 @@ pub type LedgerEntryConnection = Connection<String, LedgerEntry, LedgerEntryConn
 #[derive(Debug, Default)]
 pub struct Query;
 
+/// The entry points: the merged ledger, single entries, and items and
+/// locations by id (also as federation entities).
 #[Object]
 impl Query {
     /// Ledger entries from every configured source, merged newest first
@@ -52,26 +61,7 @@ impl Query {
         after: Option<String>,
         first: Option<i32>,
     ) -> Result<LedgerEntryConnection> {
-        let registry = ctx.data::<Arc<Registry>>()?;
-        let limits = ctx.data::<LimitsConfig>()?;
-        let caller = ctx.data::<Caller>()?;
-        let first = page_size(first, limits)?;
-        let known: Vec<&str> = registry.sources().map(|s| s.name().as_str()).collect();
-        let filter = filter.unwrap_or_default().into_ledger_filter(&known).map_err(bad_input)?;
-        let cursor = after
-            .map(|text| Cursor::decode(&text, &filter.digest()))
-            .transpose()
-            .map_err(|e| GatewayError::from(e).extend())?;
-        let page = registry.ledger_page(caller, &filter, cursor.as_ref(), first).await;
-        for error in page.errors {
-            ctx.add_error(ctx.set_error_path(GatewayError::from(error).into_server_error(Some(ctx.item.pos))));
-        }
-        let fields = LedgerEntryConnectionFields { filter: Arc::new(filter) };
-        let mut connection = Connection::with_additional_fields(cursor.is_some(), page.merged.has_next_page, fields);
-        connection
-            .edges
-            .extend(page.merged.edges.into_iter().map(|(entry, cursor)| Edge::new(cursor, LedgerEntry(entry))));
-        Ok(connection)
+        ledger_connection(ctx, filter.unwrap_or_default(), after, first).await
     }
 
     /// One ledger entry by id (`<source>:<native id>`); null when no source
@@ -84,6 +74,134 @@ impl Query {
     async fn find_ledger_entry_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<LedgerEntry>> {
         find_entry(ctx, &id).await
     }
+
+    /// One item by id (`<source>:<native id>`), looked up in that source;
+    /// null when the source does not know it (or is not configured).
+    async fn item(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Item>> {
+        find_item(ctx, &id).await
+    }
+
+    /// Items by id, in the order asked, null where a source does not know
+    /// one; at most 500 ids. Ids of one source cost one batched lookup (split
+    /// at the source's batch limit). When a source fails, its items are null
+    /// with an error each, naming the source; the others still resolve.
+    async fn items(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<Vec<Option<Item>>> {
+        let loaders = ctx.data::<Loaders>()?;
+        by_source(ctx, &ids, |source, keys| loaders.items(source, keys))
+            .await
+            .map(|found| found.into_iter().map(|item| item.map(Item)).collect())
+    }
+
+    /// One location (warehouse, store or bin) by id; null when the source
+    /// does not know it (or is not configured).
+    async fn location(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Location>> {
+        find_location(ctx, &id).await
+    }
+
+    /// Locations by id, like `items`.
+    async fn locations(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<Vec<Option<Location>>> {
+        let loaders = ctx.data::<Loaders>()?;
+        by_source(ctx, &ids, |source, keys| loaders.locations(source, keys))
+            .await
+            .map(|found| found.into_iter().map(|location| location.map(Location)).collect())
+    }
+
+    /// Federation: items by `id`, batched through the same loaders.
+    #[graphql(entity)]
+    async fn find_item_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Item>> {
+        find_item(ctx, &id).await
+    }
+
+    /// Federation: locations by `id`, batched through the same loaders.
+    #[graphql(entity)]
+    async fn find_location_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Location>> {
+        find_location(ctx, &id).await
+    }
+}
+
+/// The ledger connection for `filter`: what `Query.ledgerEntries` answers,
+/// and what `Item.ledgerEntries` / `Location.ledgerEntries` answer with their
+/// own id added to the filter. Source failures become errors at this field's
+/// path beside the entries that did arrive.
+pub async fn ledger_connection(
+    ctx: &Context<'_>,
+    filter: LedgerEntryFilter,
+    after: Option<String>,
+    first: Option<i32>,
+) -> Result<LedgerEntryConnection> {
+    let registry = ctx.data::<Arc<Registry>>()?;
+    let limits = ctx.data::<LimitsConfig>()?;
+    let caller = ctx.data::<Caller>()?;
+    let first = page_size(first, limits)?;
+    let known: Vec<&str> = registry.sources().map(|s| s.name().as_str()).collect();
+    let filter = filter.into_ledger_filter(&known).map_err(bad_input)?;
+    let cursor = after
+        .map(|text| Cursor::decode(&text, &filter.digest()))
+        .transpose()
+        .map_err(|e| GatewayError::from(e).extend())?;
+    let page = registry.ledger_page(caller, &filter, cursor.as_ref(), first).await;
+    let entries = page.merged.edges.iter().map(|(entry, _)| entry);
+    ctx.data::<Loaders>()?.prime_entries(entries, Relations::selected(ctx)).await;
+    for error in page.errors {
+        ctx.add_error(ctx.set_error_path(GatewayError::from(error).into_server_error(Some(ctx.item.pos))));
+    }
+    let fields = LedgerEntryConnectionFields { filter: Arc::new(filter) };
+    let mut connection = Connection::with_additional_fields(cursor.is_some(), page.merged.has_next_page, fields);
+    connection.edges.extend(page.merged.edges.into_iter().map(|(entry, cursor)| Edge::new(cursor, LedgerEntry(entry))));
+    Ok(connection)
+}
+
+fn parse_id(id: &ID) -> Result<(&str, &str)> {
+    split_global_id(id)
+        .ok_or_else(|| bad_input(format!("id {:?} is not of the form <source>:<native id>", id.as_str())))
+}
+
+async fn find_item(ctx: &Context<'_>, id: &ID) -> Result<Option<Item>> {
+    let (source, native) = parse_id(id)?;
+    load_item(ctx, &SourceName::new(source), native).await
+}
+
+async fn find_location(ctx: &Context<'_>, id: &ID) -> Result<Option<Location>> {
+    let (source, native) = parse_id(id)?;
+    load_location(ctx, &SourceName::new(source), native).await
+}
+
+/// Resolves `ids` source by source (concurrently, one `load` per source),
+/// in the order asked. A failing source's elements are null, each with an
+/// error at its own path.
+async fn by_source<'a, T, F, Fut>(ctx: &Context<'_>, ids: &'a [ID], load: F) -> Result<Vec<Option<T>>>
+where
+    F: Fn(&'a str, Vec<String>) -> Fut,
+    Fut: Future<Output = std::result::Result<HashMap<String, T>, UpstreamError>>,
+    T: Clone,
+{
+    if ids.len() > MAX_FILTER_VALUES {
+        return Err(bad_input(format!("ids takes at most {MAX_FILTER_VALUES} values")));
+    }
+    let parsed: Vec<(&str, &str)> = ids.iter().map(parse_id).collect::<Result<_>>()?;
+    let mut wanted: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for (source, native) in &parsed {
+        wanted.entry(source).or_default().push((*native).to_owned());
+    }
+    let load = &load;
+    let answers: HashMap<&str, _> =
+        join_all(wanted.into_iter().map(|(source, keys)| async move { (source, load(source, keys).await) }))
+            .await
+            .into_iter()
+            .collect();
+    let mut resolved = Vec::with_capacity(parsed.len());
+    for (index, (source, native)) in parsed.into_iter().enumerate() {
+        match &answers[source] {
+            Ok(found) => resolved.push(found.get(native).cloned()),
+            Err(error) => {
+                let mut error = ctx.set_error_path(upstream_error(error.clone()).into_server_error(ctx.item.pos));
+                error.path.push(PathSegment::Index(index));
+                ctx.add_error(error);
+                resolved.push(None);
+            }
+        }
+    }
+    Ok(resolved)
 }
 
 fn page_size(first: Option<i32>, limits: &LimitsConfig) -> Result<usize> {

@@ -6,6 +6,7 @@
 
 pub mod bigledger;
 pub mod business_central;
+pub mod lookup;
 pub mod pennylane;
 pub mod registry;
 pub mod trackstar;
@@ -17,7 +18,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 
 use crate::ledger::{Capabilities, Collector, SourceFilter, SourcePage, SourcePlan, Watermark};
-use crate::model::{Item, LedgerEntry, Location, SortKey, SourceKind, SourceName};
+use crate::model::{Item, LedgerEntry, Location, SortKey, SourceKind, SourceName, StockLevel};
 use crate::upstream::{Credentials, UpstreamError};
 
 pub use registry::{Caller, Registry};
@@ -72,16 +73,29 @@ pub trait Source: Send + Sync + Debug {
 
     /// Items by native key (the `item_ref` of entries), at most
     /// `capabilities().items.max_keys` keys a call. Keys the upstream does
-    /// not know are absent from the result.
+    /// not know are absent from the result. It may also hold items it was
+    /// not asked for but got in the same upstream call: they are cached too.
     async fn items(&self, credentials: &Credentials, keys: &[String]) -> Result<HashMap<String, Item>, UpstreamError>;
 
     /// Locations by native key (an entry's `location_id` or `warehouse_id`),
-    /// like `items`.
+    /// like `items` (a source that lists bins per warehouse returns the
+    /// warehouse's other bins as well).
     async fn locations(
         &self,
         credentials: &Credentials,
         keys: &[String],
     ) -> Result<HashMap<String, Location>, UpstreamError>;
+
+    /// The stock levels at one location (native key), including the bins
+    /// inside it; `None` when the upstream cannot list stock by location,
+    /// which is the default.
+    async fn location_stock(
+        &self,
+        _credentials: &Credentials,
+        _location: &str,
+    ) -> Result<Option<Vec<StockLevel>>, UpstreamError> {
+        Ok(None)
+    }
 
     /// A cheap authenticated call, for readiness.
     async fn check_ready(&self, credentials: &Credentials) -> Result<(), UpstreamError>;

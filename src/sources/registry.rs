@@ -14,7 +14,7 @@ use super::{bigledger, business_central, next_entries, pennylane, trackstar, Sou
 use crate::config::{Config, ConfigError, SourceConfig};
 use crate::ledger::{merge, plan, Cursor, LedgerFilter, MergedPage};
 use crate::model::{LedgerEntry, SourceKind, SourceName};
-use crate::upstream::{Credentials, FingerprintKey, UpstreamError, UpstreamFailure};
+use crate::upstream::{Credentials, FingerprintKey, UpstreamCache, UpstreamError, UpstreamFailure};
 
 /// Builds the connector for one configured source: the one place that knows
 /// every kind.
@@ -75,6 +75,8 @@ struct Registered {
 pub struct Registry {
     sources: Vec<Registered>,
     key: FingerprintKey,
+    /// Shared by every request; keys carry each caller's fingerprint.
+    cache: Arc<UpstreamCache>,
 }
 
 /// One request's credentials for every source, resolved once.
@@ -115,7 +117,11 @@ impl Registry {
                 Ok(Registered { source, credentials })
             })
             .collect::<Result<_, ConfigError>>()?;
-        Ok(Self { sources, key })
+        Ok(Self { sources, key, cache: Arc::new(UpstreamCache::new(&config.cache)) })
+    }
+
+    pub fn cache(&self) -> &Arc<UpstreamCache> {
+        &self.cache
     }
 
     pub fn sources(&self) -> impl Iterator<Item = &Arc<dyn Source>> {
@@ -150,7 +156,8 @@ impl Registry {
             let hint = after.and_then(|c| c.hints.get(name).cloned());
             Some(async move {
                 let credentials = caller.credentials(source.name())?;
-                next_entries(source.as_ref(), credentials, plan, position, first, hint).await
+                let read = next_entries(source.as_ref(), credentials, plan, position, first, hint);
+                self.cache.reusing_ledger(credentials, read).await
             })
         });
         let mut pages = Vec::new();
@@ -174,7 +181,8 @@ impl Registry {
         native_id: &str,
     ) -> Result<Option<LedgerEntry>, UpstreamError> {
         let Some(source) = self.get(source) else { return Ok(None) };
-        source.entry(caller.credentials(source.name())?, native_id).await
+        let credentials = caller.credentials(source.name())?;
+        self.cache.reusing_ledger(credentials, source.entry(credentials, native_id)).await
     }
 
     /// Exact total across the sources `filter` reaches; `None` when any of
@@ -187,7 +195,8 @@ impl Registry {
                 if plan.residual != Default::default() {
                     return Ok(None);
                 }
-                source.count(caller.credentials(source.name())?, &plan.filter).await
+                let credentials = caller.credentials(source.name())?;
+                self.cache.reusing_ledger(credentials, source.count(credentials, &plan.filter)).await
             })
         });
         let mut total = Some(0u64);

@@ -69,6 +69,7 @@ pub trait WindowFetch: Send + Sync {
 }
 
 const MIN_SPAN: Duration = Duration::seconds(1);
+const CLOCK_GRID: Duration = Duration::minutes(1);
 /// Beyond this the window is simply left open below.
 const MAX_SPAN: Duration = Duration::days(365 * 200);
 
@@ -127,8 +128,12 @@ impl<F: WindowFetch> WindowScan<F> {
     }
 
     /// The next window and whether it reaches the bottom of the ledger.
+    /// An open top is read from "now" on a one-minute grid, so that the
+    /// same query asked again within the minute makes the same upstream
+    /// calls, which the ledger cache can answer. The window is open above,
+    /// so where its top lies never hides an entry.
     fn top(&self) -> DateTime<Utc> {
-        self.upper.unwrap_or_else(|| Utc::now().duration_trunc(MIN_SPAN).unwrap_or_else(|_| Utc::now()))
+        self.upper.unwrap_or_else(|| Utc::now().duration_trunc(CLOCK_GRID).unwrap_or_else(|_| Utc::now()))
     }
 
     /// Half the distance to the known dense point: the widest window worth trying.

@@ -78,8 +78,13 @@ impl UpstreamClient {
 
     /// GETs `call` and decodes the JSON body, retrying transient failures.
     pub async fn get_json<T: DeserializeOwned>(&self, call: &Call) -> Result<T, UpstreamError> {
-        let body = self.get_bytes(call).await?;
-        serde_json::from_slice(&body).map_err(|error| {
+        // Within a ledger read, the same caller's identical GET is answered
+        // from the shared cache for a few seconds (see `cache::reuse_json`).
+        super::cache::reuse_json(&self.source, &call.url, self.get_bytes(call), |body| self.decode(call, body)).await
+    }
+
+    fn decode<T: DeserializeOwned>(&self, call: &Call, body: &[u8]) -> Result<T, UpstreamError> {
+        serde_json::from_slice(body).map_err(|error| {
             warn!(source = %self.source, route = call.route, %error, "upstream body did not decode");
             self.error(UpstreamFailure::BadResponse)
         })

@@ -1,14 +1,16 @@
 //! Shared HTTP mechanics for every connector: the client (timeouts, retries,
 //! capped reads, no redirects), per-caller credentials and their
-//! fingerprints, exact decimals from JSON, and the error type connectors
-//! return.
+//! fingerprints, exact decimals from JSON, the shared cache, and the error
+//! type connectors return.
 
 pub mod auth;
+pub mod cache;
 pub mod client;
 pub mod decimal;
 pub mod error;
 
 pub use auth::{sensitive_header, Credentials, Fingerprint, FingerprintKey};
+pub use cache::{Resource, Scope, UpstreamCache};
 pub use client::{Call, HttpPolicy, UpstreamClient};
 pub use error::{UpstreamError, UpstreamFailure};
 

@@ -37,8 +37,36 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(small_data(), |_| {}).await
 }
 
-/// The gateway over `options`, with `tweak` applied to its config.
+/// The gateway over `options`, with `tweak` applied to its config. Most
+/// tests count every upstream request a query makes, so the short-lived
+/// ledger-page cache is off here; tests about caching use
+/// [`spawn_caching_app_with`].
 pub async fn spawn_app_with(options: MockOptions, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    spawn(options, |config| {
+        config.cache.ledger_ttl_secs = 0;
+        tweak(config);
+    })
+    .await
+}
+
+/// [`spawn_app`] with the cache exactly as configured by default, and only
+/// the Trackstar sources: the loader, cache and isolation tests count
+/// Trackstar's calls and compare against its tenants' data.
+pub async fn spawn_caching_app() -> TestApp {
+    spawn_caching_app_with(small_data(), |_| {}).await
+}
+
+/// [`spawn_caching_app`] over `options`, with `tweak` applied to its config;
+/// sources added by `tweak` whose names start with `trackstar` stay.
+pub async fn spawn_caching_app_with(options: MockOptions, tweak: impl FnOnce(&mut Config)) -> TestApp {
+    spawn(options, |config| {
+        tweak(config);
+        config.sources.retain(|name, _| name.starts_with("trackstar"));
+    })
+    .await
+}
+
+async fn spawn(options: MockOptions, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let mock = Mock::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), options).await.expect("mock starts");
     let mut config = Config { sources: mock.sources_config(), ..Config::default() };
     tweak(&mut config);

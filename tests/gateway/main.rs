@@ -11,12 +11,18 @@ mod helpers;
 mod bigledger;
 /// Business Central: OData pushdown, day-precision paging, enums, decimals, errors.
 mod business_central;
+/// The shared cache: ledger pages reused briefly, TTLs, errors never kept, metrics.
+mod cache;
 /// Errors: cursor misuse, bad input, upstream failures, all with codes.
 mod errors;
 /// Apollo Federation: `_service { sdl }`, `_entities` by key, their errors and cost.
 mod federation;
 /// GraphQL over HTTP: methods, media types, GraphiQL, health, schema drift.
 mod http;
+/// Caller isolation: identical queries of two callers, cold, warm, concurrent.
+mod isolation;
+/// Items and locations: batched loaders, bins, lookups by id, federation, failures.
+mod items;
 /// Paging the merged ledger: exactly once, newest first, every filter.
 mod ledger_entries;
 /// The merged ledger across sources: exactly once, in order, counts.

@@ -1,16 +1,19 @@
 //! Trackstar's unified WMS API. The ledger comes in no documented order, so
 //! it is walked in date windows (`sources::window`); `ids[in]` lookups are
-//! chunked to Trackstar's 100-id limit.
+//! chunked to Trackstar's 100-id limit. Locations are warehouses (looked up
+//! by `ids[in]`) and bins inside them, which Trackstar only lists per
+//! warehouse: a bin's native key is `<warehouse id>/<bin id>`.
 
 mod query;
 mod records;
 #[cfg(test)]
 mod tests;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
 use chrono::Duration;
+use futures::StreamExt;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use url::Url;
@@ -19,13 +22,16 @@ use super::window::{Window, WindowFetch, WindowPage, WindowScan};
 use super::{Batch, LedgerScan, ScanRequest, Source};
 use crate::config::SourceConfig;
 use crate::ledger::{BatchLimits, Capabilities, Pushdown, SourceFilter, Support, Watermark};
-use crate::model::{EventType, Item, LedgerEntry, Location, SourceKind, SourceName};
+use crate::model::{EventType, Item, LedgerEntry, Location, SourceKind, SourceName, StockLevel};
 use crate::upstream::{endpoint, sensitive_header, Call, Credentials, UpstreamClient, UpstreamError, UpstreamFailure};
-use records::{InventoryRecord, LedgerRecord, ListEnvelope, WarehouseRecord};
+use records::{split_bin_key, BinRecord, InventoryRecord, LedgerRecord, ListEnvelope, WarehouseRecord};
 
 pub const CREDENTIAL_FIELDS: &[&str] = &["api_key", "access_token"];
 /// Trackstar rejects `ids[in]` lists longer than this with a 422.
 const MAX_IDS_PER_CALL: usize = 100;
+/// Lookup calls in flight at once: Trackstar allows 10 GETs a second per
+/// access token, and a page's ledger reads run beside them.
+const LOOKUP_CONCURRENCY: usize = 4;
 const MAX_PAGE_SIZE: usize = 1000;
 
 #[derive(Debug)]
@@ -62,8 +68,8 @@ impl Trackstar {
                 EventType::Other,
             ],
             max_page_size: MAX_PAGE_SIZE,
-            items: Some(BatchLimits { max_keys: MAX_IDS_PER_CALL, concurrency: 4 }),
-            locations: Some(BatchLimits { max_keys: MAX_IDS_PER_CALL, concurrency: 4 }),
+            items: Some(BatchLimits { max_keys: MAX_IDS_PER_CALL, concurrency: LOOKUP_CONCURRENCY }),
+            locations: Some(BatchLimits { max_keys: MAX_IDS_PER_CALL, concurrency: LOOKUP_CONCURRENCY }),
         };
         Self {
             client: UpstreamClient::new(name.clone(), config.http.policy(), error_dialect),
@@ -136,6 +142,42 @@ impl Trackstar {
             records.extend(page.data);
         }
         Ok(records)
+    }
+
+    /// Every record of a list endpoint, following `next_token`.
+    async fn list_all<T: serde::de::DeserializeOwned>(
+        &self,
+        credentials: &Credentials,
+        route: &'static str,
+        path: &[&str],
+    ) -> Result<Vec<T>, UpstreamError> {
+        let mut records = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut params = vec![("limit".to_owned(), MAX_PAGE_SIZE.to_string())];
+            params.extend(token.clone().map(|t| ("page_token".to_owned(), t)));
+            let page: ListEnvelope<T> = self.client.get_json(&self.call(credentials, route, path, &params)?).await?;
+            records.extend(page.data);
+            match page.next_token {
+                // A token that does not move would loop forever.
+                Some(next) if token.as_ref() == Some(&next) => {
+                    return Err(UpstreamError::new(&self.name, UpstreamFailure::BadResponse))
+                }
+                Some(next) => token = Some(next),
+                None => return Ok(records),
+            }
+        }
+    }
+
+    /// Every bin of one warehouse (Trackstar has no bin lookup by id); none
+    /// when Trackstar does not know the warehouse.
+    async fn bins(&self, credentials: &Credentials, warehouse: &str) -> Result<Vec<Location>, UpstreamError> {
+        let path = ["wms", "warehouses", warehouse, "locations"];
+        let records: Vec<BinRecord> = match self.list_all(credentials, "warehouse_locations", &path).await {
+            Err(error) if error.failure == UpstreamFailure::NotFound => Vec::new(),
+            other => other?,
+        };
+        Ok(records.into_iter().map(|r| r.into_location(&self.name, warehouse)).collect())
     }
 }
 
@@ -224,14 +266,45 @@ impl Source for Trackstar {
         Ok(records.into_iter().map(|r| (r.id.clone(), r.into_item(&self.name))).collect())
     }
 
+    /// Warehouses in one `ids[in]` call; bins with one listing per distinct
+    /// warehouse, which also returns (and so caches) that warehouse's other bins.
     async fn locations(
         &self,
         credentials: &Credentials,
         keys: &[String],
     ) -> Result<HashMap<String, Location>, UpstreamError> {
-        let records: Vec<WarehouseRecord> =
-            self.list_by_ids(credentials, "warehouses", &["wms", "warehouses"], keys).await?;
-        Ok(records.into_iter().map(|r| (r.id.clone(), r.into_location(&self.name))).collect())
+        let (bins, warehouses): (Vec<&String>, Vec<&String>) = keys.iter().partition(|k| split_bin_key(k).is_some());
+        let mut found = HashMap::new();
+        if !warehouses.is_empty() {
+            let ids: Vec<String> = warehouses.into_iter().cloned().collect();
+            let records: Vec<WarehouseRecord> =
+                self.list_by_ids(credentials, "warehouses", &["wms", "warehouses"], &ids).await?;
+            found.extend(records.into_iter().map(|r| (r.id.clone(), r.into_location(&self.name))));
+        }
+        let parents: BTreeSet<String> =
+            bins.iter().filter_map(|k| split_bin_key(k)).map(|(w, _)| w.to_owned()).collect();
+        let mut listings = futures::stream::iter(parents)
+            .map(|warehouse: String| async move { self.bins(credentials, &warehouse).await })
+            .buffer_unordered(LOOKUP_CONCURRENCY);
+        while let Some(bins) = listings.next().await {
+            found.extend(bins?.into_iter().map(|bin| (bin.native_id.clone(), bin)));
+        }
+        Ok(found)
+    }
+
+    /// Trackstar cannot filter its inventory by place: the whole inventory is
+    /// listed (one call per 1000 items) and the levels at `location` kept.
+    async fn location_stock(
+        &self,
+        credentials: &Credentials,
+        location: &str,
+    ) -> Result<Option<Vec<StockLevel>>, UpstreamError> {
+        let records: Vec<InventoryRecord> = self.list_all(credentials, "inventory", &["wms", "inventory"]).await?;
+        let here = |level: &StockLevel| {
+            level.location_ref == location || split_bin_key(&level.location_ref).is_some_and(|(w, _)| w == location)
+        };
+        let levels = records.into_iter().flat_map(|r| r.into_item(&self.name).stock_levels).filter(here).collect();
+        Ok(Some(levels))
     }
 
     async fn check_ready(&self, credentials: &Credentials) -> Result<(), UpstreamError> {

@@ -9,6 +9,33 @@ use crate::model::{
     Address, Amounts, DocumentRef, EventType, Item, LedgerEntry, Location, LocationKind, Money, SourceKind, SourceName,
     StockLevel,
 };
+use crate::upstream::decimal::exact_opt;
+
+/// The native key of a bin: its warehouse's id and its own. Trackstar lists
+/// bins per warehouse (`/wms/warehouses/{id}/locations`), so a bin can only
+/// be looked up, and its public id only resolved on its own, with both.
+pub fn bin_key(warehouse: &str, bin: &str) -> String {
+    format!("{warehouse}/{bin}")
+}
+
+/// `(warehouse, bin)` of a bin key; `None` for a warehouse id.
+pub fn split_bin_key(key: &str) -> Option<(&str, &str)> {
+    key.split_once('/').filter(|(warehouse, bin)| !warehouse.is_empty() && !bin.is_empty())
+}
+
+/// The key of the bin Trackstar names (`location_id`), with its warehouse
+/// when Trackstar names that too.
+fn bin_in(warehouse: Option<&str>, location: Option<&str>) -> Option<String> {
+    match (warehouse, location) {
+        (Some(warehouse), Some(bin)) => Some(bin_key(warehouse, bin)),
+        (_, bin) => bin.map(str::to_owned),
+    }
+}
+
+/// Where stock sits: the bin when Trackstar names one, else the warehouse.
+fn place(warehouse: Option<&str>, location: Option<&str>) -> Option<String> {
+    bin_in(warehouse, location).or_else(|| warehouse.map(str::to_owned))
+}
 
 /// Every list endpoint's envelope.
 #[derive(Debug, Deserialize, Serialize)]
@@ -75,8 +102,8 @@ impl LedgerRecord {
             amounts: Amounts::default(),
             sku: Some(self.sku),
             item_ref: Some(self.inventory_item_id),
+            location_id: bin_in(self.warehouse_id.as_deref(), self.location_id.as_deref()),
             warehouse_id: self.warehouse_id,
-            location_id: self.location_id,
             document,
             description: self.reason,
             created_at: Some(self.created_date),
@@ -93,19 +120,25 @@ pub struct InventoryRecord {
     pub sku: String,
     pub name: Option<String>,
     pub active: Option<bool>,
+    #[serde(default, deserialize_with = "exact_opt")]
     pub unit_cost: Option<Decimal>,
+    #[serde(default, deserialize_with = "exact_opt")]
     pub onhand: Option<Decimal>,
+    #[serde(default, deserialize_with = "exact_opt")]
     pub committed: Option<Decimal>,
+    #[serde(default, deserialize_with = "exact_opt")]
     pub fulfillable: Option<Decimal>,
     #[serde(default)]
     pub locations: Vec<InventoryLocation>,
 }
 
-/// Where an item's stock sits.
+/// Where an item's stock sits: a bin (`location_id`) inside a warehouse, or
+/// the warehouse as a whole.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
 pub struct InventoryLocation {
     pub location_id: Option<String>,
     pub warehouse_id: Option<String>,
+    #[serde(default, deserialize_with = "exact_opt")]
     pub quantity: Option<Decimal>,
 }
 
@@ -118,7 +151,7 @@ impl InventoryRecord {
             .filter_map(|l| {
                 Some(StockLevel {
                     item_ref: item_ref.clone(),
-                    location_ref: l.location_id.or(l.warehouse_id)?,
+                    location_ref: place(l.warehouse_id.as_deref(), l.location_id.as_deref())?,
                     on_hand: l.quantity,
                     available: None,
                     reserved: None,
@@ -182,6 +215,31 @@ impl WarehouseRecord {
                 country: a.country,
             }),
             parent_ref: None,
+        }
+    }
+}
+
+/// One bin (`GET /wms/warehouses/{id}/locations`). Trackstar does not
+/// document this schema; only these fields are relied on.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+pub struct BinRecord {
+    pub id: String,
+    pub warehouse_id: Option<String>,
+    pub name: Option<String>,
+}
+
+impl BinRecord {
+    /// The bin as a location inside `warehouse` (the one it was listed under).
+    pub fn into_location(self, source: &SourceName, warehouse: &str) -> Location {
+        Location {
+            source: source.clone(),
+            source_kind: SourceKind::Trackstar,
+            native_id: bin_key(warehouse, &self.id),
+            name: self.name,
+            code: None,
+            kind: LocationKind::Bin,
+            address: None,
+            parent_ref: Some(warehouse.to_owned()),
         }
     }
 }

@@ -1,0 +1,660 @@
+//! The one cache of upstream answers, shared by every request: ledger
+//! responses for a few seconds, items and locations for minutes (moka, with a
+//! time-to-live per source and resource and a size bound in bytes).
+//!
+//! Every key starts with the caller's credential fingerprint, so one caller's
+//! answers never serve another. Errors are never stored. Concurrent misses
+//! for the same key cost one upstream call: ledger responses coalesce through
+//! moka's `or_try_insert_with`; entity lookups, which must stay batched,
+//! through a table of in-flight batches (`flights`) that later lookups join.
+
+use std::any::Any;
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use futures::future::{BoxFuture, FutureExt, Shared};
+use moka::Expiry;
+use serde::Serialize;
+use url::Url;
+
+use super::auth::{Credentials, Fingerprint};
+use super::error::UpstreamError;
+use crate::config::CacheConfig;
+use crate::model::SourceName;
+
+/// What kind of answer an entry holds; each has its own time-to-live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Resource {
+    /// A raw upstream ledger response, keyed by its full URL.
+    Ledger,
+    /// An item by native key.
+    Item,
+    /// A location by native key.
+    Location,
+    /// The stock levels at a location.
+    Stock,
+}
+
+impl Resource {
+    /// The `resource` label of the cache metrics.
+    pub fn label(self) -> &'static str {
+        match self {
+            Resource::Ledger => "ledger",
+            Resource::Item => "item",
+            Resource::Location => "location",
+            Resource::Stock => "stock",
+        }
+    }
+}
+
+/// One source's times-to-live; zero disables caching that resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ttls {
+    pub ledger: Duration,
+    pub item: Duration,
+    pub location: Duration,
+}
+
+impl Ttls {
+    fn of(&self, resource: Resource) -> Duration {
+        match resource {
+            Resource::Ledger => self.ledger,
+            Resource::Item => self.item,
+            Resource::Location | Resource::Stock => self.location,
+        }
+    }
+}
+
+/// Whose answers, from which source, of which kind: the part of a key that
+/// keeps callers, sources and resources apart.
+#[derive(Clone, Debug)]
+pub struct Scope {
+    pub fingerprint: Fingerprint,
+    pub source: SourceName,
+    pub resource: Resource,
+}
+
+impl Scope {
+    pub fn new(credentials: &Credentials, source: &SourceName, resource: Resource) -> Self {
+        Self { fingerprint: credentials.fingerprint().clone(), source: source.clone(), resource }
+    }
+
+    fn key(&self, key: &str) -> CacheKey {
+        CacheKey {
+            fingerprint: self.fingerprint.clone(),
+            source: self.source.clone(),
+            resource: self.resource,
+            key: Arc::from(key),
+        }
+    }
+
+    fn count(&self, name: &'static str, n: usize) {
+        if n > 0 {
+            metrics::counter!(name, "source" => self.source.to_string(), "resource" => self.resource.label())
+                .increment(n as u64);
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct CacheKey {
+    fingerprint: Fingerprint,
+    source: SourceName,
+    resource: Resource,
+    key: Arc<str>,
+}
+
+/// A cached answer of any type, `None` when the upstream had no such thing.
+#[derive(Clone)]
+struct Stored {
+    value: Option<Arc<dyn Any + Send + Sync>>,
+    weight: u32,
+    ttl: Duration,
+}
+
+/// Bookkeeping per entry, beside the value's own size.
+const ENTRY_OVERHEAD: usize = 128;
+
+impl Stored {
+    fn new<V: Serialize + Send + Sync + 'static>(key: &str, value: Option<V>, ttl: Duration) -> Self {
+        let size = value.as_ref().map_or(0, approx_size);
+        Self::sized(key, value, size, ttl)
+    }
+
+    fn sized<V: Send + Sync + 'static>(key: &str, value: Option<V>, size: usize, ttl: Duration) -> Self {
+        let weight = u32::try_from(key.len() + size + ENTRY_OVERHEAD).unwrap_or(u32::MAX);
+        Self { value: value.map(|v| Arc::new(v) as Arc<dyn Any + Send + Sync>), weight, ttl }
+    }
+
+    /// The value as `V`; `None` for a cached absence (or, impossibly, another type).
+    fn get<V: Clone + 'static>(&self) -> Option<V> {
+        self.get_ref::<V>().cloned()
+    }
+
+    fn get_ref<V: 'static>(&self) -> Option<&V> {
+        self.value.as_ref().and_then(|v| v.downcast_ref::<V>())
+    }
+}
+
+/// Each entry lives for the time-to-live of its resource and source.
+struct PerEntryTtl;
+
+impl Expiry<CacheKey, Stored> for PerEntryTtl {
+    fn expire_after_create(&self, _: &CacheKey, value: &Stored, _: Instant) -> Option<Duration> {
+        Some(value.ttl)
+    }
+
+    fn expire_after_update(&self, _: &CacheKey, value: &Stored, _: Instant, _: Option<Duration>) -> Option<Duration> {
+        Some(value.ttl)
+    }
+}
+
+/// What a batch fetch in flight will answer: every key it was started for
+/// (absent ones as `None`) plus whatever else the upstream returned.
+type FlightResult = Result<Arc<HashMap<String, Stored>>, UpstreamError>;
+type Flight = Shared<BoxFuture<'static, FlightResult>>;
+/// The keys a lookup fetches itself (with its new batch), and the keys it
+/// waits for in other lookups' batches.
+type Claim = (Option<(Vec<String>, Flight)>, Vec<(String, Flight)>);
+
+/// The shared cache. Cheap to share: hold it in an `Arc`.
+pub struct UpstreamCache {
+    store: moka::future::Cache<CacheKey, Stored>,
+    /// Keys being fetched right now, with the id of their batch: a lookup
+    /// that misses joins the batch instead of calling the upstream again.
+    /// A plain mutex: it is never held across an await.
+    flights: Mutex<HashMap<CacheKey, (u64, Flight)>>,
+    next_flight: AtomicU64,
+    defaults: Ttls,
+    per_source: HashMap<String, Ttls>,
+}
+
+impl fmt::Debug for UpstreamCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UpstreamCache")
+            .field("entries", &self.store.entry_count())
+            .field("weighted_bytes", &self.store.weighted_size())
+            .field("defaults", &self.defaults)
+            .finish()
+    }
+}
+
+impl UpstreamCache {
+    pub fn new(config: &CacheConfig) -> Self {
+        let secs = Duration::from_secs;
+        let defaults = Ttls {
+            ledger: secs(config.ledger_ttl_secs),
+            item: secs(config.item_ttl_secs),
+            location: secs(config.location_ttl_secs),
+        };
+        let per_source = config
+            .sources
+            .iter()
+            .map(|(name, o)| {
+                let ttls = Ttls {
+                    ledger: o.ledger_ttl_secs.map_or(defaults.ledger, secs),
+                    item: o.item_ttl_secs.map_or(defaults.item, secs),
+                    location: o.location_ttl_secs.map_or(defaults.location, secs),
+                };
+                (name.clone(), ttls)
+            })
+            .collect();
+        Self::with_ttls(config.max_bytes, defaults, per_source)
+    }
+
+    fn with_ttls(max_bytes: u64, defaults: Ttls, per_source: HashMap<String, Ttls>) -> Self {
+        let store = moka::future::Cache::builder()
+            .max_capacity(max_bytes)
+            .weigher(|_: &CacheKey, stored: &Stored| stored.weight)
+            .expire_after(PerEntryTtl)
+            .build();
+        Self { store, flights: Mutex::default(), next_flight: AtomicU64::new(0), defaults, per_source }
+    }
+
+    /// How long `source` keeps answers of `resource`.
+    pub fn ttl(&self, source: &SourceName, resource: Resource) -> Duration {
+        self.per_source.get(source.as_str()).unwrap_or(&self.defaults).of(resource)
+    }
+
+    /// The values of `keys` in `scope` (keys the upstream does not know are
+    /// left out). Misses are fetched by one call of `fetch`, unless another
+    /// lookup is already fetching them: then this one waits for that answer.
+    /// `fetch` may return more than it was asked; the extras are cached too.
+    pub async fn get_or_fetch<V, F>(
+        self: &Arc<Self>,
+        scope: &Scope,
+        keys: &[String],
+        fetch: F,
+    ) -> Result<HashMap<String, V>, UpstreamError>
+    where
+        V: Clone + Serialize + Send + Sync + 'static,
+        F: FnOnce(Vec<String>) -> BoxFuture<'static, Result<HashMap<String, V>, UpstreamError>> + Send + 'static,
+    {
+        let mut found = HashMap::new();
+        let mut missing = Vec::new();
+        let mut seen = HashSet::new();
+        for key in keys.iter().filter(|k| seen.insert(k.as_str())) {
+            match self.store.get(&scope.key(key)).await {
+                Some(stored) => {
+                    found.extend(stored.get::<V>().map(|v| (key.clone(), v)));
+                }
+                None => missing.push(key.clone()),
+            }
+        }
+        scope.count("cache_hits_total", seen.len() - missing.len());
+        if missing.is_empty() {
+            return Ok(found);
+        }
+        let (owned, joined) = self.claim(scope, missing, fetch);
+        scope.count("cache_misses_total", owned.as_ref().map_or(0, |(keys, _)| keys.len()));
+        scope.count("cache_coalesced_total", joined.len());
+        let waits = owned.into_iter().chain(joined.into_iter().map(|(key, flight)| (vec![key], flight)));
+        for (keys, flight) in waits {
+            let answers = flight.await?;
+            for key in keys {
+                found.extend(answers.get(&key).and_then(Stored::get::<V>).map(|v| (key, v)));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Splits `missing` into keys another lookup is already fetching (joined)
+    /// and the rest, for which one new batch is registered (owned).
+    fn claim<V, F>(self: &Arc<Self>, scope: &Scope, missing: Vec<String>, fetch: F) -> Claim
+    where
+        V: Clone + Serialize + Send + Sync + 'static,
+        F: FnOnce(Vec<String>) -> BoxFuture<'static, Result<HashMap<String, V>, UpstreamError>> + Send + 'static,
+    {
+        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut owned = Vec::new();
+        let mut joined = Vec::new();
+        for key in missing {
+            match flights.get(&scope.key(&key)) {
+                Some((_, flight)) => joined.push((key, flight.clone())),
+                None => owned.push(key),
+            }
+        }
+        if owned.is_empty() {
+            return (None, joined);
+        }
+        let id = self.next_flight.fetch_add(1, Ordering::Relaxed);
+        let flight = self.flight(scope.clone(), owned.clone(), fetch, id);
+        for key in &owned {
+            flights.insert(scope.key(key), (id, flight.clone()));
+        }
+        (Some((owned, flight)), joined)
+    }
+
+    /// One batch fetch, started by whoever awaits it first. It stores what it
+    /// got before it leaves the flight table, so a lookup that finds no
+    /// flight finds the answer in the store.
+    fn flight<V, F>(self: &Arc<Self>, scope: Scope, keys: Vec<String>, fetch: F, id: u64) -> Flight
+    where
+        V: Clone + Serialize + Send + Sync + 'static,
+        F: FnOnce(Vec<String>) -> BoxFuture<'static, Result<HashMap<String, V>, UpstreamError>> + Send + 'static,
+    {
+        let cache = self.clone();
+        async move {
+            // A batch that landed between our lookup and our claim already
+            // answered some keys.
+            let mut answers = HashMap::new();
+            let mut missing = Vec::new();
+            for key in &keys {
+                match cache.store.get(&scope.key(key)).await {
+                    Some(stored) => {
+                        answers.insert(key.clone(), stored);
+                    }
+                    None => missing.push(key.clone()),
+                }
+            }
+            let fetched = if missing.is_empty() { Ok(HashMap::new()) } else { fetch(missing.clone()).await };
+            let result = match fetched {
+                Ok(mut values) => {
+                    let ttl = cache.ttl(&scope.source, scope.resource);
+                    let mut new = HashMap::new();
+                    for key in missing {
+                        let value = values.remove(&key);
+                        new.insert(key.clone(), Stored::new(&key, value, ttl));
+                    }
+                    for (key, value) in values {
+                        new.insert(key.clone(), Stored::new(&key, Some(value), ttl));
+                    }
+                    cache.store_all(&scope, &new, ttl).await;
+                    answers.extend(new);
+                    Ok(Arc::new(answers))
+                }
+                Err(error) => Err(error),
+            };
+            cache.land(&scope, &keys, id);
+            result
+        }
+        .boxed()
+        .shared()
+    }
+
+    async fn store_all(&self, scope: &Scope, answers: &HashMap<String, Stored>, ttl: Duration) {
+        if ttl.is_zero() {
+            return;
+        }
+        for (key, stored) in answers {
+            self.store.insert(scope.key(key), stored.clone()).await;
+        }
+    }
+
+    /// Removes a finished batch's keys from the flight table.
+    fn land(&self, scope: &Scope, keys: &[String], id: u64) {
+        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
+        for key in keys {
+            let key = scope.key(key);
+            if flights.get(&key).is_some_and(|(flight, _)| *flight == id) {
+                flights.remove(&key);
+            }
+        }
+    }
+
+    /// Runs `work`, one source's ledger read for one caller, so that the
+    /// upstream GETs it makes are reused by identical GETs of the same caller
+    /// (see [`reuse_json`]) for the source's ledger time-to-live.
+    pub async fn reusing_ledger<F: Future>(self: &Arc<Self>, credentials: &Credentials, work: F) -> F::Output {
+        let reads = LedgerReads { cache: self.clone(), fingerprint: credentials.fingerprint().clone() };
+        LEDGER_READS.scope(reads, work).await
+    }
+
+    async fn ledger_json<T, Fetch, Decode>(
+        &self,
+        scope: &Scope,
+        url: &Url,
+        fetch: Fetch,
+        decode: Decode,
+    ) -> Result<T, UpstreamError>
+    where
+        Fetch: Future<Output = Result<Vec<u8>, UpstreamError>>,
+        Decode: Fn(&[u8]) -> Result<T, UpstreamError>,
+    {
+        let ttl = self.ttl(&scope.source, scope.resource);
+        let mut decoded = None;
+        let init = async {
+            let body = fetch.await?;
+            // A body that does not decode is an error, and errors are not kept.
+            decoded = Some(decode(&body)?);
+            let size = body.len();
+            Ok::<_, UpstreamError>(Stored::sized(url.as_str(), Some(body), size, ttl))
+        };
+        let entry =
+            self.store.entry(scope.key(url.as_str())).or_try_insert_with(init).await.map_err(|e| (*e).clone())?;
+        scope.count(if entry.is_fresh() { "cache_misses_total" } else { "cache_hits_total" }, 1);
+        match decoded {
+            Some(value) => Ok(value),
+            None => decode(entry.value().get_ref::<Vec<u8>>().map_or(&[][..], Vec::as_slice)),
+        }
+    }
+}
+
+/// A caller's ledger read from one source, set around it by the registry.
+#[derive(Clone)]
+struct LedgerReads {
+    cache: Arc<UpstreamCache>,
+    fingerprint: Fingerprint,
+}
+
+tokio::task_local! {
+    static LEDGER_READS: LedgerReads;
+}
+
+/// Decodes the JSON body `fetch` gets from `url`. Inside a ledger read
+/// ([`UpstreamCache::reusing_ledger`]) the same caller's identical GET within
+/// the source's ledger time-to-live is answered from the cache, and
+/// concurrent identical GETs share one upstream call; anywhere else (item
+/// lookups, readiness probes) it always fetches.
+pub async fn reuse_json<T, Fetch, Decode>(
+    source: &SourceName,
+    url: &Url,
+    fetch: Fetch,
+    decode: Decode,
+) -> Result<T, UpstreamError>
+where
+    Fetch: Future<Output = Result<Vec<u8>, UpstreamError>>,
+    Decode: Fn(&[u8]) -> Result<T, UpstreamError>,
+{
+    let reads = LEDGER_READS.try_with(LedgerReads::clone).ok();
+    match reads.filter(|r| !r.cache.ttl(source, Resource::Ledger).is_zero()) {
+        Some(reads) => {
+            let scope = Scope { fingerprint: reads.fingerprint, source: source.clone(), resource: Resource::Ledger };
+            reads.cache.ledger_json(&scope, url, fetch, decode).await
+        }
+        None => decode(&fetch.await?),
+    }
+}
+
+/// The size of `value` serialized as JSON: a fair estimate of its memory.
+fn approx_size<T: Serialize>(value: &T) -> usize {
+    struct Counter(usize);
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter(0);
+    let _ = serde_json::to_writer(&mut counter, value);
+    counter.0
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::sync::atomic::AtomicUsize;
+
+    use secrecy::SecretString;
+
+    use super::*;
+    use crate::upstream::{FingerprintKey, UpstreamFailure};
+
+    fn cache(ttl: Duration) -> Arc<UpstreamCache> {
+        let ttls = Ttls { ledger: ttl, item: ttl, location: ttl };
+        Arc::new(UpstreamCache::with_ttls(1 << 20, ttls, HashMap::new()))
+    }
+
+    fn scope(key: &FingerprintKey, token: &str) -> Scope {
+        let fields = BTreeMap::from([("token".to_owned(), SecretString::from(token))]);
+        Scope::new(&Credentials::new(key, fields), &SourceName::new("src"), Resource::Item)
+    }
+
+    fn keys(names: &[&str]) -> Vec<String> {
+        names.iter().map(|k| (*k).to_owned()).collect()
+    }
+
+    /// A fetch that counts its calls and answers `<key>@<tag>` for keys
+    /// starting with `k`, after yielding so that concurrent lookups overlap.
+    fn fetcher(
+        calls: &Arc<AtomicUsize>,
+        tag: &'static str,
+    ) -> impl FnOnce(Vec<String>) -> BoxFuture<'static, Result<HashMap<String, String>, UpstreamError>> + Send + 'static
+    {
+        let calls = calls.clone();
+        move |keys: Vec<String>| {
+            async move {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::task::yield_now().await;
+                Ok(keys.into_iter().filter(|k| k.starts_with('k')).map(|k| (k.clone(), format!("{k}@{tag}"))).collect())
+            }
+            .boxed()
+        }
+    }
+
+    #[tokio::test]
+    async fn concurrent_identical_misses_share_one_fetch() {
+        let cache = cache(Duration::from_secs(60));
+        let scope = scope(&FingerprintKey::random(), "alice");
+        let calls = Arc::new(AtomicUsize::new(0));
+        let wanted = keys(&["k1", "k2"]);
+        let (a, b) = tokio::join!(
+            cache.get_or_fetch(&scope, &wanted, fetcher(&calls, "a")),
+            cache.get_or_fetch(&scope, &wanted, fetcher(&calls, "b")),
+        );
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert_eq!(a.unwrap(), b.unwrap());
+    }
+
+    #[tokio::test]
+    async fn a_lookup_overlapping_a_flight_fetches_only_what_is_left() {
+        let cache = cache(Duration::from_secs(60));
+        let scope = scope(&FingerprintKey::random(), "alice");
+        let asked = Arc::new(Mutex::new(Vec::new()));
+        let record = |asked: &Arc<Mutex<Vec<Vec<String>>>>| {
+            let asked = asked.clone();
+            move |keys: Vec<String>| {
+                asked.lock().unwrap().push(keys.clone());
+                async move {
+                    tokio::task::yield_now().await;
+                    Ok(keys.into_iter().map(|k| (k.clone(), k)).collect::<HashMap<_, _>>())
+                }
+                .boxed()
+            }
+        };
+        let (first, second) = (keys(&["k1", "k2"]), keys(&["k2", "k3"]));
+        let (a, b) = tokio::join!(
+            cache.get_or_fetch(&scope, &first, record(&asked)),
+            cache.get_or_fetch(&scope, &second, record(&asked)),
+        );
+        assert_eq!(a.unwrap().len(), 2);
+        assert_eq!(b.unwrap().len(), 2);
+        assert_eq!(*asked.lock().unwrap(), vec![keys(&["k1", "k2"]), keys(&["k3"])]);
+    }
+
+    #[tokio::test]
+    async fn answers_and_absences_are_reused_until_they_expire() {
+        let cache = cache(Duration::from_millis(300));
+        let scope = scope(&FingerprintKey::random(), "alice");
+        let calls = Arc::new(AtomicUsize::new(0));
+        let wanted = keys(&["k1", "unknown"]);
+        let first = cache.get_or_fetch(&scope, &wanted, fetcher(&calls, "a")).await.unwrap();
+        let again = cache.get_or_fetch(&scope, &wanted, fetcher(&calls, "b")).await.unwrap();
+        assert_eq!(first, HashMap::from([("k1".to_owned(), "k1@a".to_owned())]));
+        assert_eq!(again, first);
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "the known absence of `unknown` is cached too");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let later = cache.get_or_fetch(&scope, &wanted, fetcher(&calls, "c")).await.unwrap();
+        assert_eq!(later["k1"], "k1@c");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn callers_with_different_credentials_never_share_answers() {
+        let cache = cache(Duration::from_secs(60));
+        let key = FingerprintKey::random();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let wanted = keys(&["k1"]);
+        let alice = cache.get_or_fetch(&scope(&key, "alice"), &wanted, fetcher(&calls, "alice")).await.unwrap();
+        let bob = cache.get_or_fetch(&scope(&key, "bob"), &wanted, fetcher(&calls, "bob")).await.unwrap();
+        assert_eq!(alice["k1"], "k1@alice");
+        assert_eq!(bob["k1"], "k1@bob");
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn errors_are_never_cached() {
+        let cache = cache(Duration::from_secs(60));
+        let scope = scope(&FingerprintKey::random(), "alice");
+        let failing = |_: Vec<String>| {
+            async {
+                Err::<HashMap<String, String>, _>(UpstreamError::new(
+                    &SourceName::new("src"),
+                    UpstreamFailure::Unauthorized,
+                ))
+            }
+            .boxed()
+        };
+        let error = cache.get_or_fetch(&scope, &keys(&["k1"]), failing).await.unwrap_err();
+        assert_eq!(error.failure, UpstreamFailure::Unauthorized);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let found = cache.get_or_fetch(&scope, &keys(&["k1"]), fetcher(&calls, "a")).await.unwrap();
+        assert_eq!(found["k1"], "k1@a");
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn extras_an_upstream_returns_answer_later_lookups() {
+        let cache = cache(Duration::from_secs(60));
+        let scope = scope(&FingerprintKey::random(), "alice");
+        let with_neighbour = |keys: Vec<String>| {
+            async move {
+                let mut found: HashMap<String, String> = keys.into_iter().map(|k| (k.clone(), k)).collect();
+                found.insert("neighbour".into(), "next door".into());
+                Ok(found)
+            }
+            .boxed()
+        };
+        cache.get_or_fetch(&scope, &keys(&["k1"]), with_neighbour).await.unwrap();
+        let calls = Arc::new(AtomicUsize::new(0));
+        let found = cache.get_or_fetch(&scope, &keys(&["neighbour"]), fetcher(&calls, "a")).await.unwrap();
+        assert_eq!(found["neighbour"], "next door");
+        assert_eq!(calls.load(Ordering::SeqCst), 0);
+    }
+
+    #[tokio::test]
+    async fn a_zero_ttl_still_coalesces_but_keeps_nothing() {
+        let cache = cache(Duration::ZERO);
+        let scope = scope(&FingerprintKey::random(), "alice");
+        let calls = Arc::new(AtomicUsize::new(0));
+        cache.get_or_fetch(&scope, &keys(&["k1"]), fetcher(&calls, "a")).await.unwrap();
+        cache.get_or_fetch(&scope, &keys(&["k1"]), fetcher(&calls, "b")).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    fn credentials(key: &FingerprintKey, token: &str) -> Credentials {
+        Credentials::new(key, BTreeMap::from([("token".to_owned(), SecretString::from(token))]))
+    }
+
+    async fn read(url: &Url, calls: &AtomicUsize, body: &'static str) -> Result<serde_json::Value, UpstreamError> {
+        let fetch = async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Ok(body.as_bytes().to_vec())
+        };
+        let decode = |bytes: &[u8]| {
+            serde_json::from_slice(bytes)
+                .map_err(|_| UpstreamError::new(&SourceName::new("src"), UpstreamFailure::BadResponse))
+        };
+        reuse_json(&SourceName::new("src"), url, fetch, decode).await
+    }
+
+    #[tokio::test]
+    async fn ledger_responses_are_reused_only_inside_a_ledger_read() {
+        let cache = cache(Duration::from_secs(60));
+        let url = Url::parse("http://127.0.0.1:1/ledger?page=1").unwrap();
+        let calls = AtomicUsize::new(0);
+        read(&url, &calls, "[1]").await.unwrap();
+        read(&url, &calls, "[1]").await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "outside a ledger read nothing is cached");
+
+        let key = FingerprintKey::random();
+        let alice = credentials(&key, "alice");
+        let first = cache.reusing_ledger(&alice, read(&url, &calls, "[2]")).await.unwrap();
+        let again = cache.reusing_ledger(&alice, read(&url, &calls, "[3]")).await.unwrap();
+        assert_eq!((first, again), (serde_json::json!([2]), serde_json::json!([2])));
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        let bob = cache.reusing_ledger(&credentials(&key, "bob"), read(&url, &calls, "[4]")).await.unwrap();
+        assert_eq!(calls.load(Ordering::SeqCst), 4);
+        assert_eq!(bob, serde_json::json!([4]));
+    }
+
+    #[tokio::test]
+    async fn ledger_bodies_that_do_not_decode_are_not_kept() {
+        let cache = cache(Duration::from_secs(60));
+        let url = Url::parse("http://127.0.0.1:1/ledger").unwrap();
+        let calls = AtomicUsize::new(0);
+        let alice = credentials(&FingerprintKey::random(), "alice");
+        let error = cache.reusing_ledger(&alice, read(&url, &calls, "not json")).await.unwrap_err();
+        assert_eq!(error.failure, UpstreamFailure::BadResponse);
+        let body = cache.reusing_ledger(&alice, read(&url, &calls, "[1]")).await.unwrap();
+        assert_eq!(body, serde_json::json!([1]));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+}
