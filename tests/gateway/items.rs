@@ -465,3 +465,36 @@ async fn a_failing_item_lookup_names_its_source_and_each_entrys_path_and_is_not_
     assert!(nodes(&body).iter().all(|n| n["item"]["name"] == json!(item_by_id(&data, native(&n["itemId"])).name)));
     assert_eq!(requests_to(&app, INVENTORY).await.len(), 1, "the failure was not cached");
 }
+
+/// Every source's items resolve through the same loaders: Business Central
+/// in batches of its declared limit, BigLedger (no batch lookup) one GET per
+/// distinct item; warm, neither costs an item call.
+#[tokio::test]
+async fn each_sources_items_cost_one_call_per_batch_limit_cold_and_none_warm() {
+    let app = crate::helpers::spawn_app().await;
+    let query = "query($filter: LedgerEntryFilter) { ledgerEntries(first: 60, filter: $filter) { edges { node { itemId item { id name } } } } }";
+    let is_bc_items = |path: &str| path.starts_with("/business-central/") && path.ends_with("/items");
+    let is_bigledger_item = |path: &str| path.starts_with("/bigledger/") && path.contains("/items/");
+    for (source, is_item_call, batch) in [
+        ("business-central", &is_bc_items as &dyn Fn(&str) -> bool, 50),
+        ("bigledger", &is_bigledger_item as &dyn Fn(&str) -> bool, 1),
+    ] {
+        app.reset_stats().await;
+        let body = app.query(query, json!({"filter": {"sources": [source]}})).await;
+        assert!(body["errors"].is_null(), "{source}: {body}");
+        let nodes = nodes(&body);
+        let distinct: BTreeSet<&str> = nodes.iter().filter_map(|n| n["itemId"].as_str()).collect();
+        assert!(!distinct.is_empty(), "{source}: entries with items");
+        for node in nodes.iter().filter(|n| n["itemId"].is_string()) {
+            assert_eq!(node["item"]["id"], node["itemId"], "{source}");
+            assert!(node["item"]["name"].is_string(), "{source}: {node}");
+        }
+        let cold = app.requests().await.into_iter().filter(|(p, _)| is_item_call(p)).count();
+        assert_eq!(cold, distinct.len().div_ceil(batch), "{source}: cold item calls");
+        app.reset_stats().await;
+        let body = app.query(query, json!({"filter": {"sources": [source]}})).await;
+        assert!(body["errors"].is_null(), "{source}: {body}");
+        let warm = app.requests().await.into_iter().filter(|(p, _)| is_item_call(p)).count();
+        assert_eq!(warm, 0, "{source}: warm item calls");
+    }
+}
