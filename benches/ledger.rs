@@ -10,29 +10,20 @@ use std::hint::black_box;
 use chrono::{Duration, TimeZone, Utc};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use ledger_gateway::ledger::{merge, Collector, Cursor, SourceFilter, SourcePage, Watermark};
-use ledger_gateway::model::{Amounts, EventType, LedgerEntry, SourceKind, SourceName};
+use ledger_gateway::model::{EventType, LedgerEntry, SourceKind, SourceName};
 use rust_decimal::Decimal;
 
 fn entry(source: &SourceName, n: i64) -> LedgerEntry {
     let base = Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap();
+    let native_id = format!("led_{:012x}", n.wrapping_mul(2_654_435_761) & 0xffff_ffff_ffff);
+    let at = base - Duration::seconds(n * 37 % 8_640_000);
     LedgerEntry {
-        source: source.clone(),
-        source_kind: SourceKind::Trackstar,
-        native_id: format!("led_{:012x}", n.wrapping_mul(2_654_435_761) & 0xffff_ffff_ffff),
-        entry_date: Some(base - Duration::seconds(n * 37 % 8_640_000)),
-        event_type: EventType::Receipt,
         raw_event_type: Some("inbound_receipt".into()),
         quantity: Some(Decimal::new(n % 500 - 250, 0)),
-        amounts: Amounts::default(),
         sku: Some(format!("SKU-{:04}", n % 300)),
         item_ref: Some(format!("inv_{}", n % 300)),
         warehouse_id: Some(format!("wh_{}", n % 12)),
-        location_id: None,
-        document: None,
-        description: None,
-        created_at: None,
-        updated_at: None,
-        additional_fields: serde_json::Value::Null,
+        ..LedgerEntry::new(source.clone(), SourceKind::Trackstar, native_id, Some(at), EventType::Receipt)
     }
 }
 

@@ -151,6 +151,36 @@ pub struct LedgerEntry {
 }
 
 impl LedgerEntry {
+    /// An entry with only its identity, date and event type; every other
+    /// field empty, for a connector to fill in.
+    pub fn new(
+        source: SourceName,
+        source_kind: SourceKind,
+        native_id: String,
+        entry_date: Option<DateTime<Utc>>,
+        event_type: EventType,
+    ) -> Self {
+        Self {
+            source,
+            source_kind,
+            native_id,
+            entry_date,
+            event_type,
+            raw_event_type: None,
+            quantity: None,
+            amounts: Amounts::default(),
+            sku: None,
+            item_ref: None,
+            warehouse_id: None,
+            location_id: None,
+            document: None,
+            description: None,
+            created_at: None,
+            updated_at: None,
+            additional_fields: serde_json::Value::Null,
+        }
+    }
+
     /// `<source>:<native id>`: unique across sources.
     pub fn id(&self) -> String {
         global_id(&self.source, &self.native_id)

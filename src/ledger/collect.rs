@@ -76,29 +76,12 @@ impl Collector {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{Amounts, EventType, SourceKind, SourceName};
+    use crate::model::{EventType, SourceKind, SourceName};
     use chrono::TimeZone;
 
     fn entry(id: &str, hour: u32) -> LedgerEntry {
-        LedgerEntry {
-            source: SourceName::new("t"),
-            source_kind: SourceKind::Trackstar,
-            native_id: id.into(),
-            entry_date: Some(Utc.with_ymd_and_hms(2025, 1, 1, hour, 0, 0).unwrap()),
-            event_type: EventType::Other,
-            raw_event_type: None,
-            quantity: None,
-            amounts: Amounts::default(),
-            sku: None,
-            item_ref: None,
-            warehouse_id: None,
-            location_id: None,
-            document: None,
-            description: None,
-            created_at: None,
-            updated_at: None,
-            additional_fields: serde_json::Value::Null,
-        }
+        let at = Utc.with_ymd_and_hms(2025, 1, 1, hour, 0, 0).unwrap();
+        LedgerEntry::new(SourceName::new("t"), SourceKind::Trackstar, id.into(), Some(at), EventType::Other)
     }
 
     fn ids(entries: &[LedgerEntry]) -> Vec<&str> {

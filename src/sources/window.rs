@@ -252,7 +252,7 @@ mod tests {
 
     use super::*;
     use crate::ledger::{Collector, SourceFilter, TimeRange};
-    use crate::model::{Amounts, EventType, SortKey, SourceKind, SourceName};
+    use crate::model::{EventType, SortKey, SourceKind, SourceName};
     use crate::sources::drive;
 
     /// An in-memory upstream that filters by date but returns pages in an
@@ -266,25 +266,7 @@ mod tests {
     }
 
     fn entry(id: String, at: DateTime<Utc>) -> LedgerEntry {
-        LedgerEntry {
-            source: SourceName::new("t"),
-            source_kind: SourceKind::Trackstar,
-            native_id: id,
-            entry_date: Some(at),
-            event_type: EventType::Other,
-            raw_event_type: None,
-            quantity: None,
-            amounts: Amounts::default(),
-            sku: None,
-            item_ref: None,
-            warehouse_id: None,
-            location_id: None,
-            document: None,
-            description: None,
-            created_at: None,
-            updated_at: None,
-            additional_fields: serde_json::Value::Null,
-        }
+        LedgerEntry::new(SourceName::new("t"), SourceKind::Trackstar, id, Some(at), EventType::Other)
     }
 
     /// Ledgers are written up to the present.
