@@ -5,6 +5,7 @@
 pub mod codes;
 pub mod entry;
 pub mod filter;
+pub mod limits;
 pub mod query;
 
 use std::sync::Arc;
@@ -21,6 +22,8 @@ pub fn build_schema(registry: Arc<Registry>, config: &Config) -> LedgerSchema {
     let mut builder = Schema::build(query::Query, EmptyMutation, EmptySubscription)
         .enable_federation()
         .extension(codes::ErrorCodes)
+        .extension(limits::QueryLimits::new(limits::Limits::new(config)))
+        .limit_recursive_depth(limits::MAX_NESTING)
         .data(registry)
         .data(config.limits.clone());
     if !config.server.introspection {

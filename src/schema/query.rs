@@ -45,6 +45,7 @@ impl Query {
     /// same filter). When a source fails, the page holds the other sources'
     /// entries and an error naming it; the cursor remembers where that
     /// source stood, so the next page neither loses nor repeats its entries.
+    #[graphql(complexity = "super::limits::page_cost(first, child_complexity)")]
     async fn ledger_entries(
         &self,
         ctx: &Context<'_>,
