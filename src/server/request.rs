@@ -170,7 +170,7 @@ mod tests {
         for body in [&br#"["{a}"]"#[..], b"\"{a}\"", b"", b"{"] {
             assert_eq!(decode_body(body, &limits()).unwrap_err(), RequestError::MalformedBody);
         }
-        let eleven = format!("[{}]", vec![r#"{"query": "{a}"}"#; 11].join(","));
+        let eleven = format!("[{}]", [r#"{"query": "{a}"}"#; 11].join(","));
         assert_eq!(decode_body(eleven.as_bytes(), &limits()).unwrap_err(), RequestError::BatchTooLarge { limit: 10 });
         assert_eq!(decode_body(br#"{"query": 1}"#, &limits()).unwrap_err(), RequestError::MalformedBody);
     }

@@ -12,3 +12,5 @@ mod errors;
 mod http;
 /// Paging the merged ledger: exactly once, newest first, every filter.
 mod ledger_entries;
+/// Hostile input: query limits, CSRF, production switches, panics.
+mod limits;
