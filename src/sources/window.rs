@@ -59,12 +59,15 @@ impl<F: WindowFetch> WindowScan<F> {
     pub fn new(fetch: F, request: &ScanRequest, page_limit: usize, default_span: Duration) -> Self {
         let range = &request.filter.entry_date;
         let second = |d: DateTime<Utc>| d.duration_trunc(MIN_SPAN).unwrap_or(d);
+        // A bound past the last representable second bounds nothing (and a
+        // client can send one: GraphQL dates and cursors reach that far).
+        let next_second = |d: DateTime<Utc>| second(d).checked_add_signed(MIN_SPAN);
         // Whole-second bounds, each widened so no entry inside is cut off;
         // the residual step re-applies the caller's exact bounds.
         let uppers = [
-            range.lt.map(|d| if second(d) == d { d } else { second(d) + MIN_SPAN }),
-            range.lte.map(|d| second(d) + MIN_SPAN),
-            request.position.as_ref().and_then(|p| p.entry_date).map(|d| second(d) + MIN_SPAN),
+            range.lt.and_then(|d| if second(d) == d { Some(d) } else { next_second(d) }),
+            range.lte.and_then(next_second),
+            request.position.as_ref().and_then(|p| p.entry_date).and_then(next_second),
         ];
         let upper = uppers.into_iter().flatten().min();
         let floor = range.gt.into_iter().chain(range.gte).max().map(second);
@@ -81,7 +84,11 @@ impl<F: WindowFetch> WindowScan<F> {
 
     /// The next window and whether it reaches the bottom of the ledger.
     fn next_window(&self) -> (Window, bool) {
-        let top = self.upper.unwrap_or_else(|| Utc::now().duration_trunc(MIN_SPAN).unwrap_or_else(|_| Utc::now()));
+        // Walk down from now even below a far-future bound (`lt: 9999-…`):
+        // the first window still reaches up to the bound, and no empty
+        // windows between the bound and now cost upstream calls.
+        let now = Utc::now().duration_trunc(MIN_SPAN).unwrap_or_else(|_| Utc::now());
+        let top = self.upper.map_or(now, |upper| upper.min(now));
         let earliest = Utc.with_ymd_and_hms(1900, 1, 1, 0, 0, 0).single();
         let from = top.checked_sub_signed(self.span).filter(|from| Some(*from) > earliest);
         match (from, self.floor) {

@@ -519,3 +519,51 @@ async fn a_panicking_resolver_fails_only_its_own_request() {
     assert!(!server.is_finished());
     server.abort();
 }
+
+/// The last instant GraphQL's `DateTime` (and a cursor) can name.
+const END_OF_TIME: &str = "+262142-12-31T23:59:59.999999999Z";
+
+#[tokio::test]
+async fn dates_beyond_four_digit_years_are_bad_input() {
+    let app = spawn_app().await;
+    app.reset_stats().await;
+    for (field, bound) in [("entryDate", "lte"), ("entryDate", "gt"), ("updatedAt", "lt")] {
+        let filter = json!({field: {bound: END_OF_TIME}});
+        let body = app.query(&operation("LedgerPage"), json!({"first": 3, "filter": filter})).await;
+        assert_eq!(refused_with(&body), "BAD_USER_INPUT", "{field}.{bound}");
+    }
+    assert_eq!(upstream_calls(&app).await, 0);
+}
+
+#[tokio::test]
+async fn a_far_future_bound_costs_no_extra_upstream_calls() {
+    let app = spawn_app().await;
+    app.reset_stats().await;
+    let unbounded = app.query(&operation("LedgerPage"), json!({"first": 5})).await;
+    let plain_calls = app.calls_to("trackstar").await;
+    app.reset_stats().await;
+    let filter = json!({"entryDate": {"lt": "9999-12-31T00:00:00Z"}});
+    let bounded = app.query(&operation("LedgerPage"), json!({"first": 5, "filter": filter})).await;
+    assert!(bounded["errors"].is_null(), "{bounded}");
+    assert_eq!(app.calls_to("trackstar").await, plain_calls);
+    let ids = |body: &Value| -> Vec<Value> {
+        body["data"]["ledgerEntries"]["edges"].as_array().unwrap().iter().map(|e| e["node"]["id"].clone()).collect()
+    };
+    assert_eq!(ids(&bounded), ids(&unbounded));
+}
+
+#[tokio::test]
+async fn a_forged_cursor_at_the_end_of_time_is_not_a_crash() {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let app = spawn_app().await;
+    let page = app.query(&operation("LedgerPage"), json!({"first": 1})).await;
+    let cursor = page["data"]["ledgerEntries"]["pageInfo"]["endCursor"].as_str().unwrap();
+    // Cursors are opaque, not secret: a client can rewrite one.
+    let mut payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&cursor[3..]).unwrap()).unwrap();
+    payload["k"]["d"] = json!(END_OF_TIME);
+    let forged = format!("v1.{}", URL_SAFE_NO_PAD.encode(payload.to_string()));
+    let body = app.query(&operation("LedgerPage"), json!({"first": 3, "after": forged})).await;
+    assert!(body["errors"].is_null(), "{body}");
+    assert_eq!(body["data"]["ledgerEntries"]["edges"].as_array().unwrap().len(), 3);
+}

@@ -29,8 +29,9 @@ fn push_range(params: &mut Params, field: &str, range: &TimeRange) {
     if let Some(low) = range.gt.into_iter().chain(range.gte).max() {
         params.push(param(field, "gte", format_date(floor(low))));
     }
-    let upper =
-        [range.lt.map(|d| if floor(d) == d { d } else { floor(d) + second }), range.lte.map(|d| floor(d) + second)];
+    // A bound past the last representable second bounds nothing.
+    let next = |d: DateTime<Utc>| floor(d).checked_add_signed(second);
+    let upper = [range.lt.and_then(|d| if floor(d) == d { Some(d) } else { next(d) }), range.lte.and_then(next)];
     if let Some(high) = upper.into_iter().flatten().min() {
         params.push(param(field, "lt", format_date(high)));
     }
