@@ -19,6 +19,8 @@
 pub mod cli;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod graphiql;
 pub mod ledger;
 pub mod mock;

@@ -2,7 +2,9 @@
 //! it is walked in date windows (`sources::window`); `ids[in]` lookups are
 //! chunked to Trackstar's 100-id limit.
 
-mod query;
+// Public only for the fuzz targets (`crate::fuzzing`).
+#[doc(hidden)]
+pub mod query;
 mod records;
 #[cfg(test)]
 mod tests;
