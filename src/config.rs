@@ -47,16 +47,28 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Serve GraphiQL to browsers on `/` and `/graphql`.
     pub graphiql: bool,
-    /// Answer introspection queries (`__schema`, `__type`).
+    /// Answer introspection queries (`__schema`, `__type`). Off also turns
+    /// off "did you mean" suggestions, which would leak field names.
     pub introspection: bool,
+    /// Answer the federation `_service { sdl }` query even when
+    /// `introspection` is off (a federation router fetches the schema this
+    /// way). With introspection on it is always answered.
+    pub federation_sdl: bool,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        Self { listen: SocketAddr::from(([127, 0, 0, 1], 8080)), graphiql: true, introspection: true }
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            graphiql: true,
+            introspection: true,
+            federation_sdl: false,
+        }
     }
 }
 
+/// What one request may ask for. Everything here is checked before any
+/// upstream call; see `schema::limits` and the README's "Hostile input".
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct LimitsConfig {
@@ -64,11 +76,85 @@ pub struct LimitsConfig {
     pub default_page_size: usize,
     /// Largest `first` accepted.
     pub max_page_size: usize,
+    /// Deepest field nesting of an operation, fragments expanded.
+    pub max_depth: usize,
+    /// Highest complexity of a document: every field costs 1 plus its
+    /// children; a paged field multiplies its children by `first`.
+    pub max_complexity: usize,
+    /// Most aliased fields in one operation, fragments expanded.
+    pub max_aliases: usize,
+    /// Most root fields in one operation, fragments expanded.
+    pub max_root_fields: usize,
+    /// Most directives in one operation, fragments expanded.
+    pub max_directives: usize,
+    /// Most lexical tokens in a query document, counted before parsing.
+    pub max_tokens: usize,
+    /// Deepest nesting of list and object values (and list types) in
+    /// arguments, variable definitions and variables, checked before parsing.
+    pub max_input_depth: usize,
+    /// Largest request body, bytes, enforced while it streams in.
+    pub max_body_bytes: usize,
+    /// Most operations in one batched POST.
+    pub max_batch: usize,
+    /// Most `_entities` representations in one operation.
+    pub max_representations: usize,
 }
 
 impl Default for LimitsConfig {
     fn default() -> Self {
-        Self { default_page_size: 20, max_page_size: 500 }
+        Self {
+            default_page_size: 20,
+            max_page_size: 500,
+            max_depth: 20,
+            max_complexity: 20_000,
+            max_aliases: 30,
+            max_root_fields: 10,
+            max_directives: 50,
+            max_tokens: 10_000,
+            max_input_depth: 16,
+            max_body_bytes: 1024 * 1024,
+            max_batch: 10,
+            max_representations: 100,
+        }
+    }
+}
+
+impl LimitsConfig {
+    /// Each limit with the range it must lie in.
+    fn ranges(&self) -> [(&'static str, usize, usize, usize); 10] {
+        use crate::schema::limits::{MAX_NESTING, MAX_VALUE_NESTING};
+        [
+            ("limits.max_depth", self.max_depth, 1, MAX_NESTING),
+            ("limits.max_complexity", self.max_complexity, 1, usize::MAX),
+            ("limits.max_aliases", self.max_aliases, 0, usize::MAX),
+            ("limits.max_root_fields", self.max_root_fields, 1, usize::MAX),
+            ("limits.max_directives", self.max_directives, 0, usize::MAX),
+            ("limits.max_tokens", self.max_tokens, 1, usize::MAX),
+            ("limits.max_input_depth", self.max_input_depth, 1, MAX_VALUE_NESTING),
+            ("limits.max_body_bytes", self.max_body_bytes, 1024, usize::MAX),
+            ("limits.max_batch", self.max_batch, 1, usize::MAX),
+            ("limits.max_representations", self.max_representations, 0, usize::MAX),
+        ]
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.max_page_size == 0 || self.default_page_size == 0 || self.default_page_size > self.max_page_size {
+            return Err(ConfigError::Invalid {
+                key: "limits.default_page_size",
+                message: "must be between 1 and limits.max_page_size".into(),
+            });
+        }
+        for (key, value, low, high) in self.ranges() {
+            if value < low || value > high {
+                let message = if high == usize::MAX {
+                    format!("must be at least {low}")
+                } else {
+                    format!("must be between {low} and {high}")
+                };
+                return Err(ConfigError::Invalid { key, message });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -203,14 +289,7 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let limits = &self.limits;
-        if limits.max_page_size == 0 || limits.default_page_size == 0 || limits.default_page_size > limits.max_page_size
-        {
-            return Err(ConfigError::Invalid {
-                key: "limits.default_page_size",
-                message: "must be between 1 and limits.max_page_size".into(),
-            });
-        }
+        self.limits.validate()?;
         for (name, source) in &self.sources {
             let fail = |message: String| ConfigError::Source { source_name: name.clone(), message };
             if name.is_empty() || name.contains(':') || name.chars().any(char::is_whitespace) {
@@ -328,5 +407,20 @@ credentials = { api_key = "hunter2", access_token = "t" }"#,
         .unwrap();
         let shown = format!("{config:?} {}", serde_json::to_string(&config).unwrap());
         assert!(!shown.contains("hunter2"), "{shown}");
+    }
+
+    #[test]
+    fn limits_outside_their_range_name_the_key() {
+        let error = parse("[limits]\nmax_depth = 0").unwrap_err();
+        assert_eq!(error.to_string(), "limits.max_depth: must be between 1 and 32");
+        let error = parse("[limits]\nmax_input_depth = 200").unwrap_err();
+        assert_eq!(error.to_string(), "limits.max_input_depth: must be between 1 and 64");
+        let error = parse("[limits]\nmax_body_bytes = 10").unwrap_err();
+        assert_eq!(error.to_string(), "limits.max_body_bytes: must be at least 1024");
+        let error = parse("[limits]\nmax_batch = 0").unwrap_err();
+        assert_eq!(error.to_string(), "limits.max_batch: must be at least 1");
+        let config = parse("[limits]\nmax_tokens = 500\nmax_aliases = 0\n[server]\nfederation_sdl = true").unwrap();
+        assert_eq!((config.limits.max_tokens, config.limits.max_aliases), (500, 0));
+        assert!(config.server.federation_sdl);
     }
 }

@@ -5,7 +5,11 @@
 
 use async_graphql::{ErrorExtensions, Pos, ServerError};
 
+use axum::http::StatusCode;
+
 use crate::ledger::CursorError;
+use crate::schema::limits::LimitError;
+use crate::server::request::RequestError;
 use crate::upstream::{UpstreamError, UpstreamFailure};
 
 #[derive(Debug, thiserror::Error)]
@@ -60,6 +64,55 @@ impl ErrorExtensions for GatewayError {
                 }
             }
         })
+    }
+}
+
+impl LimitError {
+    /// Stable codes for each refused limit (README, "Error codes").
+    pub fn code(&self) -> &'static str {
+        match self {
+            LimitError::TooDeep { .. } => "QUERY_TOO_DEEP",
+            LimitError::TooComplex { .. } => "QUERY_TOO_COMPLEX",
+            LimitError::TooManyAliases { .. } => "TOO_MANY_ALIASES",
+            LimitError::TooManyRootFields { .. } => "TOO_MANY_ROOT_FIELDS",
+            LimitError::TooManyDirectives { .. } => "TOO_MANY_DIRECTIVES",
+            LimitError::TooManyTokens { .. } => "TOO_MANY_TOKENS",
+            LimitError::InputTooDeep { .. } => "INPUT_TOO_DEEP",
+            LimitError::TooManyRepresentations { .. } => "TOO_MANY_REPRESENTATIONS",
+            LimitError::IntrospectionDisabled { .. } => "INTROSPECTION_DISABLED",
+            LimitError::FragmentCycle { .. } => "GRAPHQL_VALIDATION_FAILED",
+        }
+    }
+
+    pub fn into_server_error(self) -> ServerError {
+        let mut error = ServerError::new(self.to_string(), None);
+        error.extensions.get_or_insert_with(Default::default).set("code", self.code());
+        error
+    }
+}
+
+impl RequestError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            RequestError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            RequestError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            RequestError::BodyRead
+            | RequestError::MalformedBody
+            | RequestError::MalformedQueryString
+            | RequestError::EmptyBatch => "BAD_REQUEST",
+            RequestError::BatchTooLarge { .. } => "BATCH_TOO_LARGE",
+            RequestError::NotAQueryOverGet => "METHOD_NOT_ALLOWED",
+            RequestError::Limit(limit) => limit.code(),
+        }
+    }
+
+    pub fn status(&self) -> StatusCode {
+        match self {
+            RequestError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RequestError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            RequestError::NotAQueryOverGet => StatusCode::METHOD_NOT_ALLOWED,
+            _ => StatusCode::BAD_REQUEST,
+        }
     }
 }
 

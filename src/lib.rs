@@ -21,6 +21,8 @@
 pub mod cli;
 pub mod config;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod graphiql;
 pub mod ledger;
 pub mod mock;

@@ -1,11 +1,13 @@
 //! HTTP: GraphQL over HTTP on `/graphql` (GET and POST), GraphiQL for
 //! browsers, health, readiness and metrics.
 
+pub mod request;
+
 use std::sync::{Arc, OnceLock};
 
-use async_graphql::http::parse_query_string;
-use async_graphql::{BatchRequest, BatchResponse};
-use axum::body::Bytes;
+use async_graphql::parser::types::OperationType;
+use async_graphql::{BatchRequest, BatchResponse, Executor};
+use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -17,37 +19,51 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
-use crate::schema::{codes::is_request_error, LedgerSchema};
+use crate::schema::codes::is_request_error;
+use crate::schema::limits::Limits;
 use crate::sources::Registry;
+use request::RequestError;
 
 /// The example GraphiQL opens with.
 pub const EXAMPLE_QUERY: &str = include_str!("../tests/queries/RecentEntries.graphql");
 const GRAPHQL_RESPONSE_JSON: &str = "application/graphql-response+json";
-const MAX_BODY_BYTES: usize = 1024 * 1024;
-const MAX_BATCH: usize = 10;
 
 #[derive(Clone)]
-struct AppState {
-    schema: LedgerSchema,
+struct AppState<E> {
+    schema: E,
     registry: Arc<Registry>,
     graphiql: bool,
+    limits: Arc<Limits>,
 }
 
-pub fn router(schema: LedgerSchema, registry: Arc<Registry>, config: &Config) -> Router {
-    let state = AppState { schema, registry, graphiql: config.server.graphiql };
+/// The routes over `schema`: the ledger schema in production; generic so
+/// tests can mount a schema that misbehaves (a panicking resolver) behind
+/// the very same HTTP handling.
+pub fn router<E: Executor>(schema: E, registry: Arc<Registry>, config: &Config) -> Router {
+    let limits = Arc::new(Limits::new(config));
+    let state = AppState { schema, registry, graphiql: config.server.graphiql, limits };
     Router::new()
-        .route("/", get(root))
-        .route("/graphql", get(graphql_get).post(graphql_post))
+        .route("/", get(root::<E>))
+        .route("/graphql", get(graphql_get::<E>).post(graphql_post::<E>))
         .route("/health", get(health))
-        .route("/ready", get(ready))
+        .route("/ready", get(ready::<E>))
         .route("/metrics", get(metrics))
         .with_state(state)
         .merge(crate::graphiql::assets_router())
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        // For any extractor that buffers a body; `/graphql` reads its own,
+        // with the same limit and a coded error.
+        .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
         .layer(TraceLayer::new_for_http())
         // A panicking resolver fails its own request with a 500; the server
-        // keeps serving everyone else.
-        .layer(CatchPanicLayer::custom(|_| {
+        // keeps serving everyone else. async-graphql does not catch panics:
+        // they unwind through the handler to this layer.
+        .layer(CatchPanicLayer::custom(|panic: Box<dyn std::any::Any + Send>| {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default();
+            tracing::error!(panic = %message, "request handler panicked");
             graphql_error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error")
         }))
 }
@@ -60,62 +76,54 @@ fn graphiql_page() -> Response {
     crate::graphiql::page("/graphql", EXAMPLE_QUERY).into_response()
 }
 
-async fn root(State(state): State<AppState>, headers: HeaderMap) -> Response {
+async fn root<E>(State(state): State<AppState<E>>, headers: HeaderMap) -> Response {
     if state.graphiql && wants_html(&headers) {
         return graphiql_page();
     }
     Json(json!({"graphql": "/graphql", "health": "/health", "ready": "/ready", "metrics": "/metrics"})).into_response()
 }
 
-async fn graphql_get(State(state): State<AppState>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
+/// GET runs queries only: it is a "safe" method that browsers send
+/// cross-site without asking (links, images), so it must have no effects.
+async fn graphql_get<E: Executor>(
+    State(state): State<AppState<E>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
     let query = query.unwrap_or_default();
     if query.is_empty() && state.graphiql && wants_html(&headers) {
         return graphiql_page();
     }
-    let request = match parse_query_string(&query) {
+    let mut request = match request::decode_query_string(&query, &state.limits) {
         Ok(request) => request,
-        Err(error) => {
-            return graphql_error(
-                StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
-                &format!("invalid GraphQL GET request: {error}"),
-            )
-        }
+        Err(error) => return request_error(&error),
     };
+    // Unknown or unparsable operations fall through: execution reports them.
+    if state.limits.operation_type(&mut request).is_some_and(|ty| ty != OperationType::Query) {
+        let mut response = request_error(&RequestError::NotAQueryOverGet);
+        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
+        return response;
+    }
     execute(&state, &headers, BatchRequest::Single(request)).await
 }
 
-async fn graphql_post(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
-    // Only JSON bodies execute: a browser cannot send one cross-site without
-    // a CORS preflight, which is what stops CSRF via simple form posts.
-    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let media_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    if media_type != "application/json" && media_type != GRAPHQL_RESPONSE_JSON {
-        return graphql_error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "UNSUPPORTED_MEDIA_TYPE",
-            "POST /graphql needs Content-Type: application/json",
-        );
-    }
-    let batch: BatchRequest = match serde_json::from_slice(&body) {
-        Ok(batch) => batch,
-        Err(_) => {
-            return graphql_error(StatusCode::BAD_REQUEST, "BAD_REQUEST", "request body is not a GraphQL JSON request")
-        }
+async fn graphql_post<E: Executor>(State(state): State<AppState<E>>, headers: HeaderMap, body: Body) -> Response {
+    let decoded = async {
+        request::check_post_media_type(&headers)?;
+        let body = request::read_body(&headers, body, state.limits.config.max_body_bytes).await?;
+        request::decode_body(&body, &state.limits)
     };
-    if let BatchRequest::Batch(requests) = &batch {
-        if requests.is_empty() || requests.len() > MAX_BATCH {
-            return graphql_error(
-                StatusCode::BAD_REQUEST,
-                "BAD_REQUEST",
-                &format!("a batch holds 1 to {MAX_BATCH} operations"),
-            );
-        }
+    match decoded.await {
+        Ok(batch) => execute(&state, &headers, batch).await,
+        Err(error) => request_error(&error),
     }
-    execute(&state, &headers, batch).await
 }
 
-async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> Response {
+fn request_error(error: &RequestError) -> Response {
+    graphql_error(error.status(), error.code(), &error.to_string())
+}
+
+async fn execute<E: Executor>(state: &AppState<E>, headers: &HeaderMap, batch: BatchRequest) -> Response {
     let prepare = |request| crate::schema::for_caller(&state.registry, headers, request);
     let batch = match batch {
         BatchRequest::Single(request) => BatchRequest::Single(prepare(request)),
@@ -149,7 +157,7 @@ async fn health() -> Json<serde_json::Value> {
 }
 
 /// Ready when every source answers with its configured credentials.
-async fn ready(State(state): State<AppState>) -> Response {
+async fn ready<E>(State(state): State<AppState<E>>) -> Response {
     let checks = state.registry.check_ready().await;
     let all_ready = checks.iter().all(|(_, result)| result.is_ok());
     let sources: serde_json::Map<String, serde_json::Value> = checks

@@ -3,11 +3,23 @@
 //! how a cursor knows it belongs to the query it is used with.
 
 use std::collections::BTreeSet;
+use std::ops::RangeInclusive;
 
-use chrono::{DateTime, DurationRound, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, DurationRound, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::model::{split_global_id, EventType, LedgerEntry};
+
+/// The years every upstream's date format can write (RFC 3339 has four
+/// digits); GraphQL's `DateTime` and forged cursors reach further.
+pub const CALENDAR_YEARS: RangeInclusive<i32> = 0..=9999;
+
+/// `at` if an upstream can be asked about it. A bound outside the calendar
+/// bounds nothing an upstream holds: the query leaves it out and the
+/// residual step applies it.
+pub fn nameable(at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    CALENDAR_YEARS.contains(&at.year()).then_some(at)
+}
 
 /// An interval on a timestamp; each bound optional.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -45,11 +57,15 @@ impl TimeRange {
     /// step then re-applies the exact bounds.
     pub fn covering(&self, step: TimeDelta) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
         let floor = |d: DateTime<Utc>| d.duration_trunc(step).unwrap_or(d);
-        let from = self.gt.into_iter().chain(self.gte).max().map(floor);
-        let to = [self.lt.map(|d| if floor(d) == d { d } else { floor(d) + step }), self.lte.map(|d| floor(d) + step)]
+        let from = self.gt.into_iter().chain(self.gte).max().map(floor).and_then(nameable);
+        // A bound past the last representable step bounds nothing (and a
+        // client can send one: GraphQL dates and cursors reach that far).
+        let next = |d: DateTime<Utc>| floor(d).checked_add_signed(step);
+        let to = [self.lt.and_then(|d| if floor(d) == d { Some(d) } else { next(d) }), self.lte.and_then(next)]
             .into_iter()
             .flatten()
-            .min();
+            .min()
+            .and_then(nameable);
         (from, to)
     }
 

@@ -12,6 +12,6 @@ pub mod plan;
 
 pub use collect::{Collector, Watermark};
 pub use cursor::{Cursor, CursorError};
-pub use filter::{Field, LedgerFilter, SourceFilter, TimeRange};
+pub use filter::{nameable, Field, LedgerFilter, SourceFilter, TimeRange, CALENDAR_YEARS};
 pub use merge::{merge, MergedPage, SourcePage};
 pub use plan::{plan, BatchLimits, Capabilities, Pushdown, SourcePlan, Support};

@@ -54,7 +54,7 @@ impl Extension for ErrorCodes {
         variables: &Variables,
         next: NextParseQuery<'_>,
     ) -> ServerResult<ExecutableDocument> {
-        next.run(ctx, query, variables).await.map_err(|e| with_code(e, "GRAPHQL_PARSE_FAILED"))
+        next.run(ctx, query, variables).await.map_err(parse_failed)
     }
 
     async fn validation(
@@ -68,8 +68,44 @@ impl Extension for ErrorCodes {
     }
 }
 
+/// Longest parse error message returned; the parser's own message quotes
+/// the offending source line, which can be the whole (huge) document.
+const MAX_PARSE_MESSAGE: usize = 200;
+
+/// A parse error with its code and a short message: the parser's reason
+/// (`expected selection_set`...) without the quoted source line; the
+/// position stays in `locations`.
+pub fn parse_failed(mut error: ServerError) -> ServerError {
+    let reason = error.message.lines().find_map(|line| line.trim_start().strip_prefix("= "));
+    let message = match reason {
+        Some(reason) => format!("syntax error: {reason}"),
+        None => error.message.lines().next().unwrap_or_default().to_owned(),
+    };
+    error.message = match message.char_indices().nth(MAX_PARSE_MESSAGE) {
+        Some((cut, _)) => format!("{}…", &message[..cut]),
+        None => message,
+    };
+    with_code(error, "GRAPHQL_PARSE_FAILED")
+}
+
 /// Whether a response failed before execution (no data at all), which the
 /// GraphQL-over-HTTP spec answers with a 4xx for its own media type.
 pub fn is_request_error(response: &Response) -> bool {
     matches!(response.data, Value::Null) && !response.errors.is_empty()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_errors_keep_the_reason_but_not_the_quoted_source() {
+        let query = format!("{{ a(x: \"{}\" ", "secret".repeat(1000));
+        let error = async_graphql::parser::parse_query(&query).map(|_| ()).unwrap_err();
+        let error = parse_failed(ServerError::from(error));
+        assert!(error.message.starts_with("syntax error: expected"), "{}", error.message);
+        assert!(!error.message.contains("secret") && error.message.len() < 300, "{}", error.message);
+        assert!(!error.locations.is_empty());
+        assert_eq!(error.extensions.unwrap().get("code"), Some(&Value::from("GRAPHQL_PARSE_FAILED")));
+    }
 }

@@ -3,9 +3,9 @@
 use std::collections::BTreeSet;
 
 use async_graphql::{InputObject, ID};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 
-use crate::ledger::{LedgerFilter, TimeRange};
+use crate::ledger::{LedgerFilter, TimeRange, CALENDAR_YEARS};
 use crate::model::EventType;
 
 /// Most values one list filter may hold.
@@ -52,6 +52,17 @@ impl From<DateTimeFilter> for TimeRange {
     }
 }
 
+/// RFC 3339 dates have four-digit years, and so does every upstream's date
+/// format; chrono also parses `+262142-12-31T…`, which would reach an
+/// upstream as a date it rejects (or overflow date arithmetic).
+fn check_years(name: &str, range: &DateTimeFilter) -> Result<(), String> {
+    let bounds = [("gt", range.gt), ("gte", range.gte), ("lt", range.lt), ("lte", range.lte)];
+    match bounds.into_iter().find(|(_, at)| at.is_some_and(|at| !CALENDAR_YEARS.contains(&at.year()))) {
+        Some((op, _)) => Err(format!("filter.{name}.{op}: years must be between 0000 and 9999")),
+        None => Ok(()),
+    }
+}
+
 impl LedgerEntryFilter {
     /// Checks sizes and source names and normalizes the lists.
     pub fn into_ledger_filter(self, known_sources: &[&str]) -> Result<LedgerFilter, String> {
@@ -65,6 +76,11 @@ impl LedgerEntryFilter {
         ];
         if let Some((name, _)) = lists.iter().find(|(_, len)| len.is_some_and(|l| l > MAX_FILTER_VALUES)) {
             return Err(format!("filter.{name} takes at most {MAX_FILTER_VALUES} values"));
+        }
+        for (name, range) in [("entryDate", &self.entry_date), ("updatedAt", &self.updated_at)] {
+            if let Some(range) = range {
+                check_years(name, range)?;
+            }
         }
         if let Some(unknown) = self.sources.iter().flatten().find(|s| !known_sources.contains(&s.as_str())) {
             return Err(format!(

@@ -168,6 +168,7 @@ impl Item {
     /// with this item added to `filter` (a given `itemIds` list must contain
     /// it). Sources that cannot filter by item upstream (Trackstar) are
     /// filtered in the gateway, which reads more of their ledger.
+    #[graphql(complexity = "super::limits::page_cost(first, child_complexity)")]
     async fn ledger_entries(
         &self,
         ctx: &Context<'_>,
@@ -254,6 +255,7 @@ impl Location {
     /// Ledger entries at this location, newest first: `Query.ledgerEntries`
     /// with this location added to `filter` (a given `locationIds` list must
     /// contain it). A warehouse matches entries in any of its bins too.
+    #[graphql(complexity = "super::limits::page_cost(first, child_complexity)")]
     async fn ledger_entries(
         &self,
         ctx: &Context<'_>,

@@ -8,6 +8,7 @@ pub mod codes;
 pub mod entry;
 pub mod filter;
 pub mod inventory;
+pub mod limits;
 pub mod loaders;
 pub mod query;
 
@@ -27,6 +28,8 @@ pub fn build_schema(registry: Arc<Registry>, config: &Config) -> LedgerSchema {
     let mut builder = Schema::build(query::Query, EmptyMutation, EmptySubscription)
         .enable_federation()
         .extension(codes::ErrorCodes)
+        .extension(limits::QueryLimits::new(limits::Limits::new(config)))
+        .limit_recursive_depth(limits::MAX_NESTING)
         .data(registry)
         .data(config.limits.clone());
     if !config.server.introspection {

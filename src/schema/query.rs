@@ -54,6 +54,7 @@ impl Query {
     /// same filter). When a source fails, the page holds the other sources'
     /// entries and an error naming it; the cursor remembers where that
     /// source stood, so the next page neither loses nor repeats its entries.
+    #[graphql(complexity = "super::limits::page_cost(first, child_complexity)")]
     async fn ledger_entries(
         &self,
         ctx: &Context<'_>,
@@ -85,6 +86,7 @@ impl Query {
     /// one; at most 500 ids. Ids of one source cost one batched lookup (split
     /// at the source's batch limit). When a source fails, its items are null
     /// with an error each, naming the source; the others still resolve.
+    #[graphql(complexity = "super::limits::ids_cost(ids.len(), child_complexity)")]
     async fn items(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<Vec<Option<Item>>> {
         let loaders = ctx.data::<Loaders>()?;
         by_source(ctx, &ids, |source, keys| loaders.items(source, keys))
@@ -99,6 +101,7 @@ impl Query {
     }
 
     /// Locations by id, like `items`.
+    #[graphql(complexity = "super::limits::ids_cost(ids.len(), child_complexity)")]
     async fn locations(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Result<Vec<Option<Location>>> {
         let loaders = ctx.data::<Loaders>()?;
         by_source(ctx, &ids, |source, keys| loaders.locations(source, keys))

@@ -18,7 +18,7 @@ use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
 use tracing::debug;
 
 use super::{Batch, LedgerScan, ScanRequest};
-use crate::ledger::Watermark;
+use crate::ledger::{nameable, Watermark};
 use crate::model::LedgerEntry;
 use crate::upstream::{UpstreamError, UpstreamFailure};
 
@@ -98,24 +98,27 @@ impl<F: WindowFetch> WindowScan<F> {
     pub fn new(fetch: F, request: &ScanRequest, page_limit: usize, default_span: Duration) -> Self {
         let range = &request.filter.entry_date;
         let second = |d: DateTime<Utc>| d.duration_trunc(MIN_SPAN).unwrap_or(d);
+        // A bound past the last representable second bounds nothing (and a
+        // client can send one: GraphQL dates and cursors reach that far).
+        let next_second = |d: DateTime<Utc>| second(d).checked_add_signed(MIN_SPAN);
         // Whole-second bounds, each widened so no entry inside is cut off;
         // the residual step re-applies the caller's exact bounds.
         let uppers = [
-            range.lt.map(|d| if second(d) == d { d } else { second(d) + MIN_SPAN }),
-            range.lte.map(|d| second(d) + MIN_SPAN),
-            request.position.as_ref().and_then(|p| p.entry_date).map(|d| second(d) + MIN_SPAN),
+            range.lt.and_then(|d| if second(d) == d { Some(d) } else { next_second(d) }),
+            range.lte.and_then(next_second),
+            request.position.as_ref().and_then(|p| p.entry_date).and_then(next_second),
         ];
         // Records dated up to `lead` after an entry can hold it; records
         // dated more than `lag` before one cannot.
         let axis = fetch.axis();
-        let upper = uppers.into_iter().flatten().min().map(|u| u.checked_add_signed(axis.lead).unwrap_or(u));
+        let upper = uppers.into_iter().flatten().min().and_then(|u| nameable(u.checked_add_signed(axis.lead)?));
         let floor = range
             .gt
             .into_iter()
             .chain(range.gte)
             .max()
             .map(second)
-            .map(|f| f.checked_sub_signed(axis.lag).unwrap_or(f));
+            .and_then(|f| nameable(f.checked_sub_signed(axis.lag)?));
         let span = request
             .hint
             .as_ref()
@@ -132,8 +135,13 @@ impl<F: WindowFetch> WindowScan<F> {
     /// same query asked again within the minute makes the same upstream
     /// calls, which the ledger cache can answer. The window is open above,
     /// so where its top lies never hides an entry.
+    ///
+    /// A far-future bound (`lt: 9999-…`) is walked down from now too: the
+    /// first window still reaches up to the bound, and the empty years
+    /// between the bound and now cost no upstream calls.
     fn top(&self) -> DateTime<Utc> {
-        self.upper.unwrap_or_else(|| Utc::now().duration_trunc(CLOCK_GRID).unwrap_or_else(|_| Utc::now()))
+        let now = Utc::now().duration_trunc(CLOCK_GRID).unwrap_or_else(|_| Utc::now());
+        self.upper.map_or(now, |upper| upper.min(now))
     }
 
     /// Half the distance to the known dense point: the widest window worth trying.
@@ -548,22 +556,17 @@ mod tests {
     async fn a_day_denser_than_a_page_is_read_page_by_page_without_narrowing_below_a_day() {
         // 60 documents on one day, pages of 10: narrowing cannot help.
         let upstream = DayDocuments::new(60, 1, 10);
-        // An upper bound past every entry: windows must not depend on the clock.
-        let after_all = end().duration_trunc(Duration::days(1)).unwrap() + Duration::days(6);
-        let filter = SourceFilter {
-            entry_date: TimeRange { lt: Some(after_all), ..TimeRange::default() },
-            ..SourceFilter::default()
-        };
+        // An upper bound in the past: windows must not depend on the clock,
+        // and a bound above "now" is walked down from now.
+        let range = TimeRange { lt: Some(end().duration_trunc(Duration::days(1)).unwrap()), ..TimeRange::default() };
+        let filter = SourceFilter { entry_date: range.clone(), ..SourceFilter::default() };
         let request = ScanRequest { filter: filter.clone(), position: None, want: 5, hint: None };
         let scan = WindowScan::new(upstream.clone(), &request, 10, Duration::days(4));
         let collector = Collector::new(None, filter, 5);
         let (entries, _, _) = drive(Box::new(scan), collector).await.unwrap();
-        assert_eq!(
-            entries.iter().map(|e| e.native_id.clone()).collect::<Vec<_>>(),
-            upstream.expected(&TimeRange::default())[..5]
-        );
+        assert_eq!(entries.iter().map(|e| e.native_id.clone()).collect::<Vec<_>>(), upstream.expected(&range)[..5]);
         // Exact for this fixed data and bound: the overflowing probes while
         // narrowing stop at one day, and that day's pages are then read.
-        assert_eq!(upstream.calls.load(Ordering::Relaxed), 12);
+        assert_eq!(upstream.calls.load(Ordering::Relaxed), 11);
     }
 }

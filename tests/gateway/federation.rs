@@ -31,10 +31,14 @@ async fn service_sdl_is_the_printed_schema() {
 }
 
 #[tokio::test]
-async fn service_sdl_is_served_with_introspection_switched_off() {
+async fn service_sdl_is_served_to_a_router_with_introspection_switched_off() {
     // Routers and rover read `_service`, not `__schema`: hiding the schema
-    // from clients must not hide it from the supergraph.
-    let app = spawn_app_with(small_data(), |config| config.server.introspection = false).await;
+    // from clients need not hide it from the supergraph.
+    let app = spawn_app_with(small_data(), |config| {
+        config.server.introspection = false;
+        config.server.federation_sdl = true;
+    })
+    .await;
     let introspection = app.query("{ __schema { queryType { name } } }", json!({})).await;
     assert!(introspection["data"]["__schema"].is_null(), "{introspection}");
     let body = app.query("{ _service { sdl } }", json!({})).await;

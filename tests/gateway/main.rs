@@ -25,6 +25,8 @@ mod isolation;
 mod items;
 /// Paging the merged ledger: exactly once, newest first, every filter.
 mod ledger_entries;
+/// Hostile input: query limits, CSRF, production switches, panics.
+mod limits;
 /// The merged ledger across sources: exactly once, in order, counts.
 mod merged;
 /// Pennylane: dated then undated entries, amounts from lines, pushdown, errors, its mock's wire format.

@@ -10,11 +10,11 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Days, NaiveDate, NaiveTime, Utc};
+use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::ledger::TimeRange;
+use crate::ledger::{TimeRange, CALENDAR_YEARS};
 
 /// Query parameters, in order, before URL encoding.
 pub type Params = Vec<(String, String)>;
@@ -109,7 +109,11 @@ impl DayRange {
             range.gt.and_then(|at| day(at).checked_add_days(Days::new(1))),
         ];
         let highs = [range.lte.map(day), range.lt.and_then(last_midnight_before)];
-        Self { from: lows.into_iter().flatten().max(), to: highs.into_iter().flatten().min() }
+        let nameable = |day: NaiveDate| CALENDAR_YEARS.contains(&day.year()).then_some(day);
+        Self {
+            from: lows.into_iter().flatten().max().and_then(nameable),
+            to: highs.into_iter().flatten().min().and_then(nameable),
+        }
     }
 
     /// The range narrowed to end at `day` at the latest.

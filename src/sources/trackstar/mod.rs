@@ -4,7 +4,9 @@
 //! by `ids[in]`) and bins inside them, which Trackstar only lists per
 //! warehouse: a bin's native key is `<warehouse id>/<bin id>`.
 
-mod query;
+// Public only for the fuzz targets (`crate::fuzzing`).
+#[doc(hidden)]
+pub mod query;
 mod records;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,325 @@
+//! Fuzz targets as plain functions over bytes, shared by the cargo-fuzz
+//! harness in `fuzz/` (nightly, coverage-guided) and the stable-Rust runner
+//! `examples/fuzz.rs`. Each target panics on a broken invariant; reaching
+//! the end means the input was handled. Not part of the public API.
+//!
+//! - [`cursor`]: `ledger::Cursor::decode` on arbitrary text and arbitrary
+//!   JSON payloads (clients can forge cursors: they are not signed).
+//! - [`filters`]: a filter built from the bytes, planned for every
+//!   connector, translated into its dialect's query parameters and turned
+//!   into a scan (window arithmetic included). Adding a connector: one line
+//!   in [`DIALECTS`].
+//! - [`request`]: raw HTTP-level request text (POST body, GET query string
+//!   or bare query) through the pre-parse guards, parsing, the limits and
+//!   execution against the real schema with no upstreams.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, OnceLock};
+
+use async_graphql::{BatchRequest, Request};
+use chrono::{DateTime, TimeDelta, Utc};
+use url::Url;
+
+use crate::config::{Config, SourceConfig};
+use crate::ledger::{plan, Cursor, LedgerFilter, SourceFilter, TimeRange};
+use crate::model::{EventType, SortKey, SourceKind};
+use crate::schema::{build_schema, limits::Limits, LedgerSchema};
+use crate::server::request::{decode_body, decode_query_string};
+use crate::sources::window::Window;
+use crate::sources::{trackstar, Registry, ScanRequest, Source};
+use crate::upstream::{Credentials, FingerprintKey};
+
+/// A fuzz target: panics when an invariant breaks.
+pub type Target = fn(&[u8]);
+
+/// Every target, by the name `fuzz/` and `scripts/fuzz` use.
+pub const TARGETS: &[(&str, Target)] = &[("cursor", cursor), ("filters", filters), ("request", request)];
+
+/// Reads typed values off fuzzer bytes. Past the end every read is zero or
+/// empty, so every byte string is a valid input.
+#[derive(Debug)]
+pub struct Input<'a> {
+    data: &'a [u8],
+}
+
+impl<'a> Input<'a> {
+    pub fn new(data: &'a [u8]) -> Self {
+        Self { data }
+    }
+
+    pub fn byte(&mut self) -> u8 {
+        let (first, rest) = self.data.split_first().map_or((0, &[][..]), |(b, rest)| (*b, rest));
+        self.data = rest;
+        first
+    }
+
+    pub fn bool(&mut self) -> bool {
+        self.byte() & 1 == 1
+    }
+
+    pub fn below(&mut self, n: usize) -> usize {
+        let raw = u32::from_le_bytes([self.byte(), self.byte(), self.byte(), self.byte()]) as usize;
+        raw % n.max(1)
+    }
+
+    pub fn i64(&mut self) -> i64 {
+        i64::from_le_bytes(std::array::from_fn(|_| self.byte()))
+    }
+
+    pub fn string(&mut self, max: usize) -> String {
+        let len = self.below(max + 1).min(self.data.len());
+        let (text, rest) = self.data.split_at(len);
+        self.data = rest;
+        String::from_utf8_lossy(text).into_owned()
+    }
+
+    pub fn option<T>(&mut self, read: impl FnOnce(&mut Self) -> T) -> Option<T> {
+        self.bool().then(|| read(self))
+    }
+
+    pub fn list<T>(&mut self, max: usize, mut read: impl FnMut(&mut Self) -> T) -> Vec<T> {
+        let len = self.below(max + 1);
+        (0..len).map(|_| read(self)).collect()
+    }
+
+    /// Instants anywhere chrono can represent, biased to the edges, which
+    /// GraphQL's `DateTime` accepts (`+262142-12-31T23:59:59.999999999Z`).
+    pub fn date(&mut self) -> DateTime<Utc> {
+        let edges = [
+            DateTime::<Utc>::MIN_UTC,
+            DateTime::<Utc>::MAX_UTC,
+            DateTime::<Utc>::UNIX_EPOCH,
+            DateTime::<Utc>::MAX_UTC - TimeDelta::seconds(1),
+            DateTime::<Utc>::MIN_UTC + TimeDelta::seconds(1),
+        ];
+        let pick = self.byte() as usize;
+        if let Some(edge) = edges.get(pick % 16) {
+            return *edge;
+        }
+        let (min, max) = (DateTime::<Utc>::MIN_UTC.timestamp(), DateTime::<Utc>::MAX_UTC.timestamp());
+        let seconds = if pick % 2 == 0 {
+            // Near the present, where real data lives.
+            1_750_000_000 + self.i64() % 100_000_000
+        } else {
+            min + (self.i64().unsigned_abs() % (max - min) as u64) as i64
+        };
+        let nanos = (self.i64().unsigned_abs() % 1_000_000_000) as u32;
+        DateTime::from_timestamp(seconds, nanos).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+    }
+
+    fn time_range(&mut self) -> TimeRange {
+        TimeRange {
+            gt: self.option(Self::date),
+            gte: self.option(Self::date),
+            lt: self.option(Self::date),
+            lte: self.option(Self::date),
+        }
+    }
+}
+
+/// Cursor decoding: arbitrary text, or an arbitrary JSON payload wrapped the
+/// way this gateway wraps cursors. A cursor that decodes re-encodes to one
+/// that decodes to the same value.
+pub fn cursor(data: &[u8]) {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let Some((mode, rest)) = data.split_first() else { return };
+    let text = match mode % 2 {
+        0 => String::from_utf8_lossy(rest).into_owned(),
+        _ => format!("v1.{}", URL_SAFE_NO_PAD.encode(rest)),
+    };
+    let filter = LedgerFilter::default().digest();
+    if let Ok(decoded) = Cursor::decode(&text, &filter) {
+        assert_eq!(Cursor::decode(&decoded.encode(), &filter).as_ref(), Ok(&decoded), "cursor does not round-trip");
+        let _ = decoded.position_for("trackstar");
+    }
+}
+
+/// One case for a dialect's translation: the planned filter plus the
+/// paging state a scan passes along.
+#[derive(Debug)]
+pub struct FilterCase {
+    pub filter: SourceFilter,
+    pub window: Window,
+    pub page_token: Option<String>,
+    pub limit: usize,
+}
+
+/// A connector's filter translation, as the fuzz target drives it.
+#[derive(Debug)]
+pub struct Dialect {
+    pub kind: SourceKind,
+    pub ledger_params: fn(&FilterCase) -> Vec<(String, String)>,
+}
+
+/// Every connector's native query translation. One line per connector.
+pub const DIALECTS: &[Dialect] = &[Dialect {
+    kind: SourceKind::Trackstar,
+    ledger_params: |case| {
+        trackstar::query::ledger_params(&case.filter, case.window, case.page_token.as_deref(), case.limit)
+    },
+}];
+
+/// One source per dialect, named after its kind, pointing nowhere (the
+/// target never awaits a call).
+fn dialect_sources() -> &'static Vec<Arc<dyn Source>> {
+    static SOURCES: OnceLock<Vec<Arc<dyn Source>>> = OnceLock::new();
+    SOURCES.get_or_init(|| {
+        let sources = DIALECTS
+            .iter()
+            .map(|dialect| {
+                let kind = serde_json::to_value(dialect.kind).expect("kinds serialize");
+                let name = kind.as_str().expect("kinds are strings").to_owned();
+                let config: SourceConfig =
+                    serde_json::from_value(serde_json::json!({"kind": kind, "base_url": "http://127.0.0.1:9/"}))
+                        .expect("a minimal source config");
+                (name, config)
+            })
+            .collect();
+        let registry = Registry::from_config(&Config { sources, ..Config::default() }, FingerprintKey::random())
+            .expect("every dialect has a connector");
+        DIALECTS
+            .iter()
+            .map(|dialect| registry.sources().find(|s| s.kind() == dialect.kind).expect("built").clone())
+            .collect()
+    })
+}
+
+fn ledger_filter(input: &mut Input<'_>) -> LedgerFilter {
+    let names = ["trackstar", "business-central", "bigledger", "pennylane", "nope"];
+    let global_id = |input: &mut Input<'_>| format!("{}:{}", names[input.below(names.len())], input.string(12));
+    let set = |values: Vec<String>| values.into_iter().collect::<BTreeSet<_>>();
+    let event_types = <EventType as async_graphql::resolver_utils::EnumType>::items();
+    LedgerFilter {
+        sources: input.option(|i| set(i.list(3, |i| names[i.below(names.len())].to_owned()))),
+        entry_date: input.time_range(),
+        updated_at: input.time_range(),
+        event_types: input
+            .option(|i| i.list(4, |i| event_types[i.below(event_types.len())].value).into_iter().collect()),
+        skus: input.option(|i| set(i.list(4, |i| i.string(16)))),
+        item_ids: input.option(|i| set(i.list(4, global_id))),
+        location_ids: input.option(|i| set(i.list(4, global_id))),
+        ids: input.option(|i| set(i.list(150, global_id))),
+    }
+}
+
+/// Filter planning, translation and scan setup for every dialect.
+pub fn filters(data: &[u8]) {
+    let mut input = Input::new(data);
+    let filter = ledger_filter(&mut input);
+    let window = Window { from: input.option(Input::date), to: input.option(Input::date) };
+    let page_token = input.option(|i| i.string(32));
+    let limit = 1 + input.below(1000);
+    // Positions and hints come from cursors, which clients can forge.
+    let position =
+        input.option(|i| SortKey { entry_date: i.option(Input::date), source: i.string(8), native_id: i.string(8) });
+    let hint = input.option(|i| serde_json::json!({"span": i.i64()}));
+    let want = input.below(600);
+    let key = FingerprintKey::random();
+    for (dialect, source) in DIALECTS.iter().zip(dialect_sources()) {
+        let Some(planned) = plan(source.name().as_str(), source.capabilities(), &filter) else { continue };
+        let case = FilterCase { filter: planned.filter, window, page_token: page_token.clone(), limit };
+        let params = (dialect.ledger_params)(&case);
+        assert_eq!(params, (dialect.ledger_params)(&case), "{:?}: translation is not deterministic", dialect.kind);
+        assert_survives_a_url(&params);
+        let credentials: BTreeMap<_, _> =
+            source.credential_fields().iter().map(|f| ((*f).to_owned(), "fuzz".to_owned().into())).collect();
+        let credentials = Credentials::new(&key, credentials);
+        let request = ScanRequest { filter: case.filter, position: position.clone(), want, hint: hint.clone() };
+        drop(source.scan(&credentials, request));
+    }
+}
+
+/// Parameters come back from a URL exactly as they went in: no value can
+/// inject another parameter.
+fn assert_survives_a_url(params: &[(String, String)]) {
+    let mut url = Url::parse("http://upstream.invalid/ledger").expect("a valid base");
+    url.query_pairs_mut().extend_pairs(params);
+    let parsed = Url::parse(url.as_str()).expect("the built URL parses");
+    let back: Vec<(String, String)> = parsed.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+    assert_eq!(back, params, "parameters do not survive the URL");
+}
+
+/// The schema with every guard and extension, over no upstreams: resolvers
+/// answer empty without I/O.
+fn fuzz_schema() -> &'static (LedgerSchema, Limits) {
+    static SCHEMA: OnceLock<(LedgerSchema, Limits)> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let config = Config::default();
+        let registry = Arc::new(Registry::from_config(&config, FingerprintKey::random()).expect("empty registry"));
+        (build_schema(registry.clone(), &config), Limits::new(&config))
+    })
+}
+
+/// Request handling from raw text to response: the first byte picks a POST
+/// body, a GET query string or a bare query document. Every error in every
+/// response carries a code.
+pub fn request(data: &[u8]) {
+    let Some((mode, rest)) = data.split_first() else { return };
+    let (schema, limits) = fuzz_schema();
+    let requests = match mode % 3 {
+        0 => match decode_body(rest, limits) {
+            Ok(BatchRequest::Single(request)) => vec![request],
+            Ok(BatchRequest::Batch(requests)) => requests,
+            Err(error) => return assert!(!error.code().is_empty()),
+        },
+        1 => match decode_query_string(&String::from_utf8_lossy(rest), limits) {
+            Ok(mut request) => {
+                let _ = limits.operation_type(&mut request);
+                vec![request]
+            }
+            Err(error) => return assert!(!error.code().is_empty()),
+        },
+        _ => vec![Request::new(String::from_utf8_lossy(rest))],
+    };
+    thread_local! {
+        static RUNTIME: tokio::runtime::Runtime =
+            tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
+    }
+    for request in requests {
+        let request = request.data(crate::sources::Caller::default());
+        let response = RUNTIME.with(|runtime| runtime.block_on(schema.execute(request)));
+        for error in &response.errors {
+            let code = error.extensions.as_ref().and_then(|e| e.get("code"));
+            assert!(code.is_some(), "error without a code: {error:?}");
+        }
+        serde_json::to_vec(&response).expect("responses serialize");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seeds(target: &str) -> Vec<Vec<u8>> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(target);
+        let seeds: Vec<Vec<u8>> =
+            std::fs::read_dir(&dir).unwrap().map(|entry| std::fs::read(entry.unwrap().path()).unwrap()).collect();
+        assert!(!seeds.is_empty(), "{}", dir.display());
+        seeds
+    }
+
+    #[test]
+    fn every_seed_runs_clean_through_its_target() {
+        for (name, target) in TARGETS {
+            for seed in seeds(name) {
+                target(&seed);
+            }
+        }
+    }
+
+    #[test]
+    fn the_cursor_seeds_reach_a_decoded_cursor() {
+        let filter = LedgerFilter::default().digest();
+        for seed in seeds("cursor").iter().filter(|seed| seed.first() == Some(&0)) {
+            let text = String::from_utf8_lossy(&seed[1..]);
+            assert!(Cursor::decode(&text, &filter).is_ok(), "{text}");
+        }
+    }
+
+    #[test]
+    fn inputs_past_their_end_read_as_zero() {
+        let mut input = Input::new(&[7]);
+        assert_eq!((input.byte(), input.byte(), input.string(10), input.below(5)), (7, 0, String::new(), 0));
+    }
+}

@@ -1,0 +1,177 @@
+//! From HTTP to GraphQL requests, refusing hostile ones before they cost
+//! anything: the body is read with its size capped while it streams in,
+//! JSON nesting is bounded before serde_json builds values, and nothing
+//! a parser says about the input is echoed back.
+
+use async_graphql::{BatchRequest, Request, Variables};
+use axum::body::Body;
+use axum::http::{header, HeaderMap};
+use futures::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::schema::limits::{LimitError, Limits};
+
+/// Why an HTTP request never became a GraphQL request. Codes and statuses
+/// are in `crate::error`.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RequestError {
+    #[error("POST /graphql needs Content-Type: application/json")]
+    UnsupportedMediaType,
+    #[error("request body is larger than {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("request body could not be read")]
+    BodyRead,
+    #[error("request body is not a GraphQL JSON request")]
+    MalformedBody,
+    #[error("query string is not a GraphQL GET request (query, operationName, variables, extensions)")]
+    MalformedQueryString,
+    #[error("a batch holds at least one operation")]
+    EmptyBatch,
+    #[error("a batch holds at most {limit} operations")]
+    BatchTooLarge { limit: usize },
+    #[error("only query operations run over GET: send other operations with POST")]
+    NotAQueryOverGet,
+    #[error(transparent)]
+    Limit(#[from] LimitError),
+}
+
+/// The media types a POST body may have. Both are "non-simple": a browser
+/// sends neither cross-site without a CORS preflight, which this server
+/// never grants, so a POST that reaches the schema was not forged by a page.
+const JSON_MEDIA_TYPES: [&str; 2] = ["application/json", "application/graphql-response+json"];
+
+pub fn check_post_media_type(headers: &HeaderMap) -> Result<(), RequestError> {
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let media_type = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    if JSON_MEDIA_TYPES.contains(&media_type.as_str()) {
+        Ok(())
+    } else {
+        Err(RequestError::UnsupportedMediaType)
+    }
+}
+
+/// Reads at most `limit` bytes of `body`: a declared length over the limit
+/// is refused unread, a chunked body as soon as it crosses the limit.
+pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, RequestError> {
+    let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit as u64) {
+        return Err(RequestError::PayloadTooLarge { limit });
+    }
+    let mut stream = body.into_data_stream();
+    let mut bytes = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| RequestError::BodyRead)?;
+        if bytes.len() + chunk.len() > limit {
+            return Err(RequestError::PayloadTooLarge { limit });
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    Ok(bytes)
+}
+
+/// A POST body as a single request or a batch of 1 to `max_batch`.
+pub fn decode_body(body: &[u8], limits: &Limits) -> Result<BatchRequest, RequestError> {
+    limits.check_json_body(body)?;
+    // An object is one request, an array a batch; the first byte decides,
+    // so no other JSON shape is coerced into a request. serde's messages
+    // quote the input: they are never returned.
+    let malformed = |_| RequestError::MalformedBody;
+    match body.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(BatchRequest::Single(serde_json::from_slice(body).map_err(malformed)?)),
+        Some(b'[') => {
+            let requests: Vec<Request> = serde_json::from_slice(body).map_err(malformed)?;
+            if requests.is_empty() {
+                Err(RequestError::EmptyBatch)
+            } else if requests.len() > limits.config.max_batch {
+                Err(RequestError::BatchTooLarge { limit: limits.config.max_batch })
+            } else {
+                Ok(BatchRequest::Batch(requests))
+            }
+        }
+        _ => Err(RequestError::MalformedBody),
+    }
+}
+
+/// A GET query string (`query`, `operationName`, and `variables` and
+/// `extensions` as JSON) as a request. Repeated parameters are refused
+/// rather than guessed between.
+pub fn decode_query_string(query_string: &str, limits: &Limits) -> Result<Request, RequestError> {
+    let mut query = None;
+    let mut operation_name = None;
+    let mut variables = None;
+    let mut extensions = None;
+    for (key, value) in url::form_urlencoded::parse(query_string.as_bytes()) {
+        let slot = match key.as_ref() {
+            "query" => &mut query,
+            "operationName" => &mut operation_name,
+            "variables" => &mut variables,
+            "extensions" => &mut extensions,
+            _ => return Err(RequestError::MalformedQueryString),
+        };
+        if slot.replace(value.into_owned()).is_some() {
+            return Err(RequestError::MalformedQueryString);
+        }
+    }
+    let mut request = Request::new(query.ok_or(RequestError::MalformedQueryString)?);
+    request.operation_name = operation_name.filter(|name| !name.is_empty());
+    request.variables = json_parameter::<Variables>(variables, limits)?.unwrap_or_default();
+    request.extensions = json_parameter(extensions, limits)?.unwrap_or_default();
+    Ok(request)
+}
+
+/// A JSON-valued query parameter; absent, empty or `null` is `None`.
+fn json_parameter<T: DeserializeOwned>(text: Option<String>, limits: &Limits) -> Result<Option<T>, RequestError> {
+    let Some(text) = text.filter(|t| !t.trim().is_empty()) else { return Ok(None) };
+    limits.check_json_body(text.as_bytes())?;
+    serde_json::from_str::<Option<T>>(&text).map_err(|_| RequestError::MalformedQueryString)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    fn limits() -> Limits {
+        Limits::new(&Config::default())
+    }
+
+    #[test]
+    fn query_strings_decode_like_graphql_over_http() {
+        let request = decode_query_string(
+            "query=query%20Q(%24n%3A%20Int)%20%7B%20a%20%7D&operationName=Q&variables=%7B%22n%22%3A1%7D",
+            &limits(),
+        )
+        .unwrap();
+        assert_eq!(request.query, "query Q($n: Int) { a }");
+        assert_eq!(request.operation_name.as_deref(), Some("Q"));
+        assert_eq!(request.variables.get("n"), Some(&async_graphql::Value::from(1)));
+        assert!(decode_query_string("query=%7Ba%7D&variables=null&operationName=", &limits()).is_ok());
+    }
+
+    #[test]
+    fn malformed_or_ambiguous_query_strings_are_refused() {
+        for text in ["", "variables=%7B%7D", "query=a&query=b", "query=a&debug=1", "query=a&variables=%5B1%5D"] {
+            assert_eq!(decode_query_string(text, &limits()).unwrap_err(), RequestError::MalformedQueryString, "{text}");
+        }
+        let deep = format!("query=a&variables=%7B%22a%22%3A{}1{}%7D", "%5B".repeat(100), "%5D".repeat(100));
+        assert_eq!(
+            decode_query_string(&deep, &limits()).unwrap_err(),
+            RequestError::Limit(LimitError::InputTooDeep { limit: 16 })
+        );
+    }
+
+    #[test]
+    fn bodies_decode_single_requests_and_bounded_batches() {
+        assert!(matches!(decode_body(br#"{"query": "{a}"}"#, &limits()), Ok(BatchRequest::Single(_))));
+        assert!(
+            matches!(decode_body(br#" [{"query": "{a}"}]"#, &limits()), Ok(BatchRequest::Batch(r)) if r.len() == 1)
+        );
+        assert_eq!(decode_body(b"[]", &limits()).unwrap_err(), RequestError::EmptyBatch);
+        for body in [&br#"["{a}"]"#[..], b"\"{a}\"", b"", b"{"] {
+            assert_eq!(decode_body(body, &limits()).unwrap_err(), RequestError::MalformedBody);
+        }
+        let eleven = format!("[{}]", [r#"{"query": "{a}"}"#; 11].join(","));
+        assert_eq!(decode_body(eleven.as_bytes(), &limits()).unwrap_err(), RequestError::BatchTooLarge { limit: 10 });
+        assert_eq!(decode_body(br#"{"query": 1}"#, &limits()).unwrap_err(), RequestError::MalformedBody);
+    }
+}
