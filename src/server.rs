@@ -2,6 +2,7 @@
 //! browsers, health, readiness and metrics.
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use async_graphql::http::parse_query_string;
 use async_graphql::{BatchRequest, BatchResponse};
@@ -31,10 +32,16 @@ struct AppState {
     schema: LedgerSchema,
     registry: Arc<Registry>,
     graphiql: bool,
+    request_timeout: Duration,
 }
 
 pub fn router(schema: LedgerSchema, registry: Arc<Registry>, config: &Config) -> Router {
-    let state = AppState { schema, registry, graphiql: config.server.graphiql };
+    let state = AppState {
+        schema,
+        registry,
+        graphiql: config.server.graphiql,
+        request_timeout: config.server.request_timeout(),
+    };
     Router::new()
         .route("/", get(root))
         .route("/graphql", get(graphql_get).post(graphql_post))
@@ -123,7 +130,9 @@ async fn execute(state: &AppState, headers: &HeaderMap, batch: BatchRequest) -> 
             BatchRequest::Batch(requests.into_iter().map(|r| r.data(state.registry.caller(headers))).collect())
         }
     };
-    let response = state.schema.execute_batch(batch).await;
+    // Every upstream call the request makes fits in this deadline.
+    let deadline = tokio::time::Instant::now() + state.request_timeout;
+    let response = crate::upstream::deadline::within(deadline, state.schema.execute_batch(batch)).await;
     respond(headers, response)
 }
 

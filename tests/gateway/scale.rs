@@ -23,7 +23,11 @@ async fn a_million_entry_ledger_pages_with_bounded_calls_and_memory() {
 
     for (label, filter, skip) in [
         ("newest", json!(null), 0),
-        ("from the middle", json!({"entryDate": {"lte": middle.to_rfc3339()}}), rows.iter().position(|r| r.entry_date <= middle).unwrap()),
+        (
+            "from the middle",
+            json!({"entryDate": {"lte": middle.to_rfc3339()}}),
+            rows.iter().position(|r| r.entry_date <= middle).unwrap(),
+        ),
     ] {
         let mut after = Value::Null;
         let mut walked = Vec::new();
@@ -32,7 +36,13 @@ async fn a_million_entry_ledger_pages_with_bounded_calls_and_memory() {
             let body = app.query(&query, json!({"filter": filter, "first": 100, "after": after})).await;
             assert!(body["errors"].is_null(), "{body}");
             let connection = &body["data"]["ledgerEntries"];
-            walked.extend(connection["edges"].as_array().unwrap().iter().map(|e| e["node"]["nativeId"].as_str().unwrap().to_owned()));
+            walked.extend(
+                connection["edges"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|e| e["node"]["nativeId"].as_str().unwrap().to_owned()),
+            );
             after = connection["pageInfo"]["endCursor"].clone();
             let requests = app.requests().await;
             eprintln!("{label} page {page}: {} calls", requests.len());

@@ -20,13 +20,15 @@ use super::{Batch, LedgerScan, ScanRequest, Source};
 use crate::config::SourceConfig;
 use crate::ledger::{BatchLimits, Capabilities, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, SourceKind, SourceName};
-use crate::upstream::{endpoint, Call, Credentials, UpstreamClient, UpstreamError, UpstreamFailure};
+use crate::upstream::{endpoint, Call, Credentials, RateLimit, UpstreamClient, UpstreamError, UpstreamFailure};
 use records::{InventoryRecord, LedgerRecord, ListEnvelope, WarehouseRecord};
 
 pub const CREDENTIAL_FIELDS: &[&str] = &["api_key", "access_token"];
 /// Trackstar rejects `ids[in]` lists longer than this with a 422.
 const MAX_IDS_PER_CALL: usize = 100;
 const MAX_PAGE_SIZE: usize = 1000;
+/// Trackstar allows 10 GET requests a second per access token.
+const RATE_LIMIT: RateLimit = RateLimit::new(10, std::time::Duration::from_secs(1));
 
 #[derive(Debug)]
 pub struct Trackstar {
@@ -66,7 +68,11 @@ impl Trackstar {
             locations: Some(BatchLimits { max_keys: MAX_IDS_PER_CALL, concurrency: 4 }),
         };
         Self {
-            client: UpstreamClient::new(name.clone(), config.http.policy(), error_dialect),
+            client: UpstreamClient::new(
+                name.clone(),
+                config.http.policy().with_default_rate_limit(RATE_LIMIT),
+                error_dialect,
+            ),
             name,
             base_url: config.base_url.clone(),
             capabilities,
@@ -84,7 +90,7 @@ impl Trackstar {
     ) -> Result<Call, UpstreamError> {
         let mut url = endpoint(&self.base_url, path);
         url.query_pairs_mut().extend_pairs(params);
-        Ok(Call { route, url, headers: self.auth_headers(credentials)? })
+        Ok(Call::get(route, url, self.auth_headers(credentials)?, credentials.fingerprint()))
     }
 
     fn auth_headers(&self, credentials: &Credentials) -> Result<HeaderMap, UpstreamError> {
@@ -94,7 +100,7 @@ impl Trackstar {
                 .get(field)
                 .and_then(|v| HeaderValue::from_str(v).ok())
                 .ok_or_else(|| UpstreamError::new(&self.name, UpstreamFailure::MissingCredentials))?;
-            headers.insert(header, sensitive(value));
+            headers.insert(header, value);
         }
         Ok(headers)
     }
@@ -137,12 +143,6 @@ impl Trackstar {
         }
         Ok(records)
     }
-}
-
-/// Marks a header as sensitive so it never shows in debug output.
-fn sensitive(mut value: HeaderValue) -> HeaderValue {
-    value.set_sensitive(true);
-    value
 }
 
 /// Trackstar reports a bad page token as a 422 on `page_token`.
