@@ -2,12 +2,14 @@
 //! pagination, filters, error bodies) over deterministic data, mounted under
 //! `/<upstream>/` on one loopback server. `GET /__mock/stats` counts requests
 //! per upstream and route, `GET /__mock/requests` lists the requests received
-//! (method, path, decoded query), `POST /__mock/reset` clears both.
+//! (method, path, decoded query), `/__mock/faults` injects faults into any
+//! dialect (see `faults`), `POST /__mock/reset` clears all three.
 
 // Handlers bail out early with the upstream's own error response; boxing it
 // would only add noise at every `?`.
 #![allow(clippy::result_large_err)]
 
+pub mod faults;
 pub mod fixtures;
 pub mod trackstar;
 
@@ -55,6 +57,7 @@ pub struct MockState {
     pub options: MockOptions,
     stats: Mutex<Stats>,
     requests: Mutex<std::collections::VecDeque<RecordedRequest>>,
+    pub faults: faults::Faults,
     pub trackstar: trackstar::TrackstarMock,
 }
 
@@ -80,6 +83,7 @@ impl MockState {
     pub fn reset(&self) {
         *self.stats.lock().unwrap_or_else(|p| p.into_inner()) = Stats::default();
         self.requests.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.faults.clear();
     }
 
     /// The requests received since the last reset, oldest first.
@@ -116,6 +120,7 @@ impl Mock {
             options,
             stats: Mutex::default(),
             requests: Mutex::default(),
+            faults: faults::Faults::default(),
         });
         let app = router(state.clone());
         let task = tokio::spawn(async move {
@@ -141,8 +146,11 @@ impl Mock {
 pub fn router(state: Arc<MockState>) -> Router {
     Router::new()
         .nest("/trackstar", trackstar::router())
+        // Inner to the counter: a faulted request is still a request.
+        .route_layer(middleware::from_fn_with_state(state.clone(), faults::inject))
         .route_layer(middleware::from_fn_with_state(state.clone(), count_request))
         .route("/__mock/stats", get(stats))
+        .route("/__mock/faults", get(faults::list).post(faults::install).delete(faults::clear))
         .route("/__mock/requests", get(requests))
         .route("/__mock/reset", post(reset))
         .with_state(state)

@@ -23,7 +23,7 @@ use url::Url;
 
 use super::fixtures::{self, MockOptions};
 use super::MockState;
-use crate::config::{HttpConfig, SourceConfig};
+use crate::config::{HttpConfig, RateLimitConfig, SourceConfig};
 use crate::model::SourceKind;
 
 pub const API_KEY: &str = "demo-trackstar-key";
@@ -44,7 +44,12 @@ pub fn source_config(base_url: Url) -> SourceConfig {
             ("access_token".to_owned(), SecretString::from(ACCESS_TOKEN)),
         ]),
         forward: BTreeMap::from([("access_token".to_owned(), "x-trackstar-access-token".to_owned())]),
-        http: HttpConfig::default(),
+        // The mock enforces no quota: Trackstar's documented 10 calls a
+        // second (the connector's default) would only slow the demo down.
+        http: HttpConfig {
+            rate_limit: Some(RateLimitConfig { requests: 1000, per_ms: 1000, concurrency: None }),
+            ..HttpConfig::default()
+        },
         page_size: None,
         initial_window_secs: None,
     }

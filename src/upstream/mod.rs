@@ -76,7 +76,7 @@ mod tests {
                 "{input}"
             );
             assert_eq!((url.query(), url.fragment()), (None, None), "{input}");
-            let segments: Vec<String> = url.path_segments().unwrap().map(|s| percent_decode(s)).collect();
+            let segments: Vec<String> = url.path_segments().unwrap().map(percent_decode).collect();
             // The URL standard drops tabs and line breaks: no header injection.
             assert!(!url.as_str().contains(['\r', '\n']), "{input}");
             let sent = input.replace(['\r', '\n'], "");

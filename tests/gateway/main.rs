@@ -8,6 +8,9 @@ mod helpers;
 
 /// Errors: cursor misuse, bad input, upstream failures, all with codes.
 mod errors;
+/// Upstream faults injected by the mock: retries, deadlines, rate limits,
+/// circuit breaker, malformed answers, redirects, partial results, no leaks.
+mod faults;
 /// GraphQL over HTTP: methods, media types, GraphiQL, health, schema drift.
 mod http;
 /// Paging the merged ledger: exactly once, newest first, every filter.
