@@ -133,8 +133,9 @@ pub struct HttpConfig {
     pub backoff_base_ms: u64,
     /// Largest backoff bound, milliseconds.
     pub backoff_max_ms: u64,
-    /// Longest `Retry-After` worth waiting for inside one request,
-    /// milliseconds; a longer one fails at once with `UPSTREAM_RATE_LIMITED`.
+    /// Longest wait for a rate limit (the upstream's `Retry-After` or the
+    /// gateway's own quota) worth it inside one request, milliseconds; a
+    /// longer one fails at once with `UPSTREAM_RATE_LIMITED`.
     pub max_retry_wait_ms: u64,
     /// Retries may add at most this percentage to the source's calls.
     pub retry_budget_percent: u32,

@@ -39,7 +39,8 @@ pub struct HttpPolicy {
     /// Extra attempts after the first, for transient failures only.
     pub max_retries: u32,
     pub backoff: Backoff,
-    /// Longest `Retry-After` worth waiting for inside one request.
+    /// Longest rate-limit wait (`Retry-After` or our own quota) worth it
+    /// inside one request.
     pub max_retry_wait: Duration,
     /// Retries may add at most this percentage to the source's calls...
     pub retry_budget_percent: u32,
@@ -243,10 +244,15 @@ impl UpstreamClient {
         }
         let permit =
             self.guards.breakers.admit(&call.fingerprint).inspect_err(|failure| self.fast_failure(call, failure))?;
+        // A quota wait is bounded like a `Retry-After`: never longer than
+        // `max_retry_wait`, never past the deadline (calls without one, such
+        // as readiness probes, included).
+        let longest_wait = Instant::now() + self.policy.max_retry_wait;
+        let wait_until = deadline.map_or(longest_wait, |deadline| deadline.min(longest_wait));
         let _slot = self
             .guards
             .limiter
-            .acquire(&call.fingerprint, deadline)
+            .acquire(&call.fingerprint, Some(wait_until))
             .await
             .inspect_err(|failure| self.fast_failure(call, failure))?;
         let remaining = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));

@@ -693,19 +693,22 @@ impl std::io::Write for ThreadBuffer {
 }
 
 /// Log lines (every level, every crate) written while `work` runs on this
-/// thread; a `#[tokio::test]` runs the gateway and the mock on it too. A
-/// process-wide subscriber that only writes for capturing threads: a
-/// thread-local one misses events whose callsites other tests' threads
-/// registered first.
+/// thread; a `#[tokio::test]` runs the gateway and the mock on it too. One
+/// process-wide subscriber that writes only for capturing threads, with a
+/// dynamic filter: a thread-local subscriber, or a filter whose answer is
+/// cached per callsite, misses events whose callsites another test's thread
+/// reached first.
 async fn captured_logs<F: std::future::Future>(work: F) -> (F::Output, String) {
     use tracing_subscriber::layer::SubscriberExt;
     use tracing_subscriber::Layer;
     static INSTALL: std::sync::Once = std::sync::Once::new();
     INSTALL.call_once(|| {
-        let capturing = tracing_subscriber::filter::filter_fn(|_| CAPTURED.with(|c| c.borrow().is_some()));
+        let capturing = tracing_subscriber::filter::dynamic_filter_fn(|_, _| CAPTURED.with(|c| c.borrow().is_some()));
         let layer =
             tracing_subscriber::fmt::layer().with_ansi(false).with_writer(|| ThreadBuffer).with_filter(capturing);
         let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer));
+        // Callsites other threads reached before the subscriber existed.
+        tracing::callsite::rebuild_interest_cache();
     });
     CAPTURED.with(|c| *c.borrow_mut() = Some(Vec::new()));
     let output = work.await;
