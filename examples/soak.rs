@@ -4,7 +4,7 @@
 //! percentiles, upstream calls, and resident memory at start and end.
 //!
 //! ```sh
-//! scripts/soak                                   # 60 s at 10 requests/s
+//! scripts/soak                                   # 60 s at 5 requests/s
 //! scripts/soak --duration-secs 300 --rate 50
 //! scripts/soak --faults my-rules.json            # rules as for POST /__mock/faults
 //! ```
@@ -37,7 +37,7 @@ struct Args {
     #[arg(long, default_value_t = 60)]
     duration_secs: u64,
     /// Requests per second, sent on a fixed schedule whatever the latency.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 5)]
     rate: u32,
     /// Ledger entries per source and tenant in the mock.
     #[arg(long, default_value_t = 3000)]

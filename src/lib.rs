@@ -12,8 +12,10 @@
 //!   reaches, what each pushes down, the k-way merge, keyset cursors.
 //! - [`sources`]: one connector per upstream behind `trait Source`, plus the
 //!   shared fan-out and the date-window walker for unordered upstreams.
-//! - [`upstream`]: shared HTTP mechanics: client, retries, credentials.
-//! - [`mock`]: the mock upstreams, speaking each API's wire format.
+//! - [`upstream`]: shared HTTP mechanics: client, request deadline, retries
+//!   and their budget, circuit breaker, outgoing rate limits, credentials.
+//! - [`mock`]: the mock upstreams, speaking each API's wire format, with
+//!   fault injection for all of them.
 //! - [`model`]: the unified entry; [`config`], [`error`], [`cli`], [`telemetry`].
 
 pub mod cli;

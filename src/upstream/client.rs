@@ -186,10 +186,8 @@ impl UpstreamClient {
         loop {
             let failure = match self.guarded_attempt(call, deadline, &decode).await {
                 Ok(value) => return Ok(value),
-                // Our own failures opened the circuit: report what happened.
-                Err(UpstreamFailure::CircuitOpen { .. }) if last_failure.is_some() => {
-                    return Err(self.error(last_failure.unwrap_or(UpstreamFailure::Unavailable)))
-                }
+                // When our own failures opened the circuit, report them.
+                Err(open @ UpstreamFailure::CircuitOpen { .. }) => return Err(self.error(last_failure.unwrap_or(open))),
                 Err(failure) => failure,
             };
             let wait = self.retry_wait(call, &failure, attempt, deadline).map_err(|f| self.error(f))?;
