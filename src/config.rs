@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::model::SourceKind;
-use crate::upstream::HttpPolicy;
+use crate::upstream::{Backoff, BreakerPolicy, HttpPolicy, RateLimit};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -54,6 +54,10 @@ pub struct ServerConfig {
     /// `introspection` is off (a federation router fetches the schema this
     /// way). With introspection on it is always answered.
     pub federation_sdl: bool,
+    /// Deadline of one GraphQL request (a batch counts as one), milliseconds.
+    /// Upstream attempts, backoff and rate-limit waits all fit inside it; a
+    /// source still waiting when it passes fails with `UPSTREAM_TIMEOUT`.
+    pub request_timeout_ms: u64,
 }
 
 impl Default for ServerConfig {
@@ -63,7 +67,14 @@ impl Default for ServerConfig {
             graphiql: true,
             introspection: true,
             federation_sdl: false,
+            request_timeout_ms: 15_000,
         }
+    }
+}
+
+impl ServerConfig {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms)
     }
 }
 
@@ -238,23 +249,82 @@ fn redacted<S: serde::Serializer>(fields: &BTreeMap<String, SecretString>, seria
 pub struct HttpConfig {
     /// TCP connect timeout, milliseconds.
     pub connect_timeout_ms: u64,
-    /// Whole-request timeout per attempt, milliseconds.
+    /// Whole-request timeout per attempt, milliseconds; must be shorter than
+    /// `server.request_timeout_ms`, which also cuts it when less is left.
     pub request_timeout_ms: u64,
-    /// Extra attempts for transient failures of idempotent calls.
+    /// Extra attempts for transient failures (timeouts, 5xx, 429) of
+    /// idempotent calls.
     pub max_retries: u32,
+    /// Upper bound of the first retry's random wait (full jitter),
+    /// milliseconds; it doubles with every further retry.
+    pub backoff_base_ms: u64,
+    /// Largest backoff bound, milliseconds.
+    pub backoff_max_ms: u64,
+    /// Longest wait for a rate limit (the upstream's `Retry-After` or the
+    /// gateway's own quota) worth it inside one request, milliseconds; a
+    /// longer one fails at once with `UPSTREAM_RATE_LIMITED`.
+    pub max_retry_wait_ms: u64,
+    /// Retries may add at most this percentage to the source's calls.
+    pub retry_budget_percent: u32,
+    /// Retries allowed on top of the percentage (for rarely called sources).
+    pub retry_budget_reserve: u32,
+    /// The circuit breaker, per credential.
+    pub breaker: BreakerConfig,
+    /// Outgoing rate limit per credential; unset: the connector's documented
+    /// quota (Trackstar: 10 requests a second).
+    pub rate_limit: Option<RateLimitConfig>,
     /// Largest upstream response body accepted, bytes.
     pub max_body_bytes: usize,
+}
+
+/// When a source's circuit opens and closes.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BreakerConfig {
+    /// Consecutive failed attempts (timeouts, 5xx, unreadable answers; not
+    /// 401/404/422) that open the circuit.
+    pub failure_threshold: u32,
+    /// How long an open circuit fails fast before one trial call, milliseconds.
+    pub cool_down_ms: u64,
+}
+
+/// An outgoing request quota.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Requests allowed per `per_ms`.
+    pub requests: u32,
+    /// The sliding window, milliseconds.
+    pub per_ms: u64,
+    /// Requests allowed in flight at once; unset: no cap.
+    #[serde(default)]
+    pub concurrency: Option<u32>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         let policy = HttpPolicy::default();
+        let millis = |d: Duration| d.as_millis() as u64;
         Self {
-            connect_timeout_ms: policy.connect_timeout.as_millis() as u64,
-            request_timeout_ms: policy.request_timeout.as_millis() as u64,
+            connect_timeout_ms: millis(policy.connect_timeout),
+            request_timeout_ms: millis(policy.request_timeout),
             max_retries: policy.max_retries,
+            backoff_base_ms: millis(policy.backoff.base),
+            backoff_max_ms: millis(policy.backoff.max),
+            max_retry_wait_ms: millis(policy.max_retry_wait),
+            retry_budget_percent: policy.retry_budget_percent,
+            retry_budget_reserve: policy.retry_budget_reserve,
+            breaker: BreakerConfig::default(),
+            rate_limit: None,
             max_body_bytes: policy.max_body_bytes,
         }
+    }
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        let breaker = HttpPolicy::default().breaker;
+        Self { failure_threshold: breaker.failure_threshold, cool_down_ms: breaker.cool_down.as_millis() as u64 }
     }
 }
 
@@ -264,9 +334,58 @@ impl HttpConfig {
             connect_timeout: Duration::from_millis(self.connect_timeout_ms),
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             max_retries: self.max_retries,
+            backoff: Backoff {
+                base: Duration::from_millis(self.backoff_base_ms),
+                max: Duration::from_millis(self.backoff_max_ms),
+            },
+            max_retry_wait: Duration::from_millis(self.max_retry_wait_ms),
+            retry_budget_percent: self.retry_budget_percent,
+            retry_budget_reserve: self.retry_budget_reserve,
+            breaker: BreakerPolicy {
+                failure_threshold: self.breaker.failure_threshold,
+                cool_down: Duration::from_millis(self.breaker.cool_down_ms),
+            },
+            rate_limit: self.rate_limit.as_ref().map(|limit| RateLimit {
+                requests: limit.requests,
+                per: Duration::from_millis(limit.per_ms),
+                concurrency: limit.concurrency,
+            }),
             max_body_bytes: self.max_body_bytes,
-            ..HttpPolicy::default()
         }
+    }
+
+    /// The first invalid key (relative to the source), and why.
+    fn invalid(&self, deadline_ms: u64) -> Option<(&'static str, String)> {
+        let positive = |value: u64, key| (value == 0).then(|| (key, "must be positive".to_owned()));
+        positive(self.connect_timeout_ms, "http.connect_timeout_ms")
+            .or_else(|| positive(self.request_timeout_ms, "http.request_timeout_ms"))
+            .or_else(|| {
+                (self.request_timeout_ms >= deadline_ms).then(|| {
+                    (
+                        "http.request_timeout_ms",
+                        format!("must be shorter than server.request_timeout_ms ({deadline_ms})"),
+                    )
+                })
+            })
+            .or_else(|| {
+                (self.backoff_max_ms < self.backoff_base_ms)
+                    .then(|| ("http.backoff_max_ms", "must be at least backoff_base_ms".to_owned()))
+            })
+            .or_else(|| positive(self.max_body_bytes as u64, "http.max_body_bytes"))
+            .or_else(|| {
+                (self.breaker.failure_threshold == 0)
+                    .then(|| ("http.breaker.failure_threshold", "must be at least 1".to_owned()))
+            })
+            .or_else(|| positive(self.breaker.cool_down_ms, "http.breaker.cool_down_ms"))
+            .or_else(|| {
+                let limit = self.rate_limit.as_ref()?;
+                if limit.requests == 0 || limit.per_ms == 0 {
+                    Some(("http.rate_limit", "requests and per_ms must be positive".to_owned()))
+                } else {
+                    (limit.concurrency == Some(0))
+                        .then(|| ("http.rate_limit.concurrency", "must be at least 1".to_owned()))
+                }
+            })
     }
 }
 
@@ -290,6 +409,9 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.limits.validate()?;
+        if self.server.request_timeout_ms == 0 {
+            return Err(ConfigError::Invalid { key: "server.request_timeout_ms", message: "must be positive".into() });
+        }
         for (name, source) in &self.sources {
             let fail = |message: String| ConfigError::Source { source_name: name.clone(), message };
             if name.is_empty() || name.contains(':') || name.chars().any(char::is_whitespace) {
@@ -308,8 +430,8 @@ impl Config {
                     return Err(fail(format!("forward.{field}: {header:?} is not a header name")));
                 }
             }
-            if source.http.request_timeout_ms == 0 || source.http.connect_timeout_ms == 0 {
-                return Err(fail("http timeouts must be positive".into()));
+            if let Some((key, message)) = source.http.invalid(self.server.request_timeout_ms) {
+                return Err(fail(format!("{key} {message}")));
             }
         }
         self.validate_cache()
@@ -394,6 +516,71 @@ credentials = { api_key = "k", access_token = "t" }"#,
     fn cache_overrides_for_unknown_sources_name_the_key() {
         let error = parse("[cache.sources.nope]\nitem_ttl_secs = 1").unwrap_err();
         assert_eq!(error.to_string(), "cache.sources: \"nope\" is not a configured source");
+    }
+
+    #[test]
+    fn resilience_settings_load_into_the_policy() {
+        let config = parse(
+            r#"[server]
+request_timeout_ms = 5000
+[sources.wms]
+kind = "trackstar"
+base_url = "https://x.example"
+credentials = { api_key = "k", access_token = "t" }
+[sources.wms.http]
+request_timeout_ms = 4000
+max_retries = 1
+retry_budget_percent = 5
+breaker = { failure_threshold = 2 }
+rate_limit = { requests = 6000, per_ms = 300000, concurrency = 5 }"#,
+        )
+        .unwrap();
+        let policy = config.sources["wms"].http.policy();
+        assert_eq!(config.server.request_timeout(), Duration::from_secs(5));
+        assert_eq!(policy.request_timeout, Duration::from_secs(4));
+        assert_eq!((policy.max_retries, policy.retry_budget_percent), (1, 5));
+        assert_eq!(policy.breaker.failure_threshold, 2);
+        assert_eq!(policy.breaker.cool_down, Duration::from_secs(30), "unset keys keep their defaults");
+        let limit = RateLimit { requests: 6000, per: Duration::from_secs(300), concurrency: Some(5) };
+        assert_eq!(policy.rate_limit, Some(limit));
+        // A configured limit wins over the connector's declared one.
+        assert_eq!(policy.with_default_rate_limit(RateLimit::new(1, Duration::from_secs(1))).rate_limit, Some(limit));
+    }
+
+    #[test]
+    fn invalid_resilience_settings_name_their_key() {
+        let source = |http: &str| {
+            format!(
+                "[sources.wms]\nkind = \"trackstar\"\nbase_url = \"https://x.example\"\n\
+                 credentials = {{ api_key = \"k\", access_token = \"t\" }}\nhttp = {{ {http} }}"
+            )
+        };
+        let cases = [
+            (
+                "request_timeout_ms = 20000",
+                "sources.wms: http.request_timeout_ms must be shorter than server.request_timeout_ms (15000)",
+            ),
+            ("breaker = { failure_threshold = 0 }", "sources.wms: http.breaker.failure_threshold must be at least 1"),
+            ("breaker = { cool_down_ms = 0 }", "sources.wms: http.breaker.cool_down_ms must be positive"),
+            (
+                "rate_limit = { requests = 0, per_ms = 1000 }",
+                "sources.wms: http.rate_limit requests and per_ms must be positive",
+            ),
+            (
+                "rate_limit = { requests = 5, per_ms = 1000, concurrency = 0 }",
+                "sources.wms: http.rate_limit.concurrency must be at least 1",
+            ),
+            (
+                "backoff_base_ms = 500, backoff_max_ms = 100",
+                "sources.wms: http.backoff_max_ms must be at least backoff_base_ms",
+            ),
+            ("max_body_bytes = 0", "sources.wms: http.max_body_bytes must be positive"),
+        ];
+        for (http, expected) in cases {
+            assert_eq!(parse(&source(http)).unwrap_err().to_string(), expected, "{http}");
+        }
+        let error = parse("[server]\nrequest_timeout_ms = 0").unwrap_err();
+        assert_eq!(error.to_string(), "server.request_timeout_ms: must be positive");
     }
 
     #[test]

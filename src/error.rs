@@ -49,6 +49,7 @@ pub fn upstream_code(failure: &UpstreamFailure) -> &'static str {
         UpstreamFailure::NotSupported => "UPSTREAM_NOT_SUPPORTED",
         UpstreamFailure::PageTokenInvalid => "UPSTREAM_PAGE_TOKEN_INVALID",
         UpstreamFailure::MissingCredentials => "UNAUTHENTICATED",
+        UpstreamFailure::CircuitOpen { .. } => "CIRCUIT_OPEN",
     }
 }
 
@@ -59,7 +60,7 @@ impl ErrorExtensions for GatewayError {
             ext.set("code", code);
             if let GatewayError::Upstream(upstream) = self {
                 ext.set("source", upstream.source_name.as_str());
-                if let UpstreamFailure::RateLimited { retry_after: Some(wait) } = &upstream.failure {
+                if let Some(wait) = upstream.failure.retry_after() {
                     ext.set("retryAfterSeconds", wait.as_secs_f64().ceil() as u64);
                 }
             }

@@ -13,9 +13,11 @@
 //! - [`sources`]: one connector per upstream behind `trait Source`, plus the
 //!   shared fan-out, the date-window walker for unordered upstreams, and
 //!   item/location lookups over any source.
-//! - [`upstream`]: shared HTTP mechanics: client, retries, credentials,
+//! - [`upstream`]: shared HTTP mechanics: client, request deadline, retries
+//!   and their budget, circuit breaker, outgoing rate limits, credentials,
 //!   and the cache every request shares (keyed per caller).
-//! - [`mock`]: the mock upstreams, speaking each API's wire format.
+//! - [`mock`]: the mock upstreams, speaking each API's wire format, with
+//!   fault injection for all of them.
 //! - [`model`]: the unified entry; [`config`], [`error`], [`cli`], [`telemetry`].
 
 pub mod cli;

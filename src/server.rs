@@ -4,6 +4,7 @@
 pub mod request;
 
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Executor};
@@ -34,6 +35,7 @@ struct AppState<E> {
     registry: Arc<Registry>,
     graphiql: bool,
     limits: Arc<Limits>,
+    request_timeout: Duration,
 }
 
 /// The routes over `schema`: the ledger schema in production; generic so
@@ -41,7 +43,13 @@ struct AppState<E> {
 /// the very same HTTP handling.
 pub fn router<E: Executor>(schema: E, registry: Arc<Registry>, config: &Config) -> Router {
     let limits = Arc::new(Limits::new(config));
-    let state = AppState { schema, registry, graphiql: config.server.graphiql, limits };
+    let state = AppState {
+        schema,
+        registry,
+        graphiql: config.server.graphiql,
+        limits,
+        request_timeout: config.server.request_timeout(),
+    };
     Router::new()
         .route("/", get(root::<E>))
         .route("/graphql", get(graphql_get::<E>).post(graphql_post::<E>))
@@ -129,7 +137,9 @@ async fn execute<E: Executor>(state: &AppState<E>, headers: &HeaderMap, batch: B
         BatchRequest::Single(request) => BatchRequest::Single(prepare(request)),
         BatchRequest::Batch(requests) => BatchRequest::Batch(requests.into_iter().map(prepare).collect()),
     };
-    let response = state.schema.execute_batch(batch).await;
+    // Every upstream call the request makes fits in this deadline.
+    let deadline = tokio::time::Instant::now() + state.request_timeout;
+    let response = crate::upstream::deadline::within(deadline, state.schema.execute_batch(batch)).await;
     respond(headers, response)
 }
 

@@ -1,6 +1,6 @@
 //! Opaque, versioned page cursors. A cursor is a keyset position (the last
 //! entry the caller saw, in the merged order) plus the positions of sources
-//! that lag behind because they failed, plus per-source hints that only make
+//! that stand elsewhere because one of them failed, plus per-source hints that only make
 //! the next fetch cheaper. It names the filter it was made for, so it cannot
 //! silently continue a different query.
 
@@ -22,8 +22,10 @@ pub struct Cursor {
     /// Every source not named in `held` continues after this key.
     #[serde(rename = "k")]
     pub after: SortKey,
-    /// Sources that failed on an earlier page keep their older position
-    /// (`None`: from the start), so none of their entries is skipped.
+    /// Sources whose position differs from `after` (`None`: from the
+    /// start). A source that failed on an earlier page keeps its older
+    /// position, so none of its entries is skipped; while it catches up, the
+    /// others keep theirs, so none of their entries repeats.
     #[serde(rename = "h", default, skip_serializing_if = "BTreeMap::is_empty")]
     pub held: BTreeMap<String, Option<SortKey>>,
     /// Connector-private hints (a learned date window, say); never positions.

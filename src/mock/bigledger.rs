@@ -43,7 +43,7 @@ use url::Url;
 
 use super::fixtures::{self, MockOptions};
 use super::MockState;
-use crate::config::{HttpConfig, SourceConfig};
+use crate::config::SourceConfig;
 use crate::model::SourceKind;
 
 pub const API_KEY: &str = "blg_demo_key";
@@ -64,7 +64,7 @@ pub fn source_config(base_url: Url) -> SourceConfig {
             ("company_id".to_owned(), SecretString::from(COMPANY_ID)),
         ]),
         forward: BTreeMap::from([("api_key".to_owned(), "x-bigledger-api-key".to_owned())]),
-        http: HttpConfig::default(),
+        http: super::http_config(),
         page_size: None,
         initial_window_secs: None,
     }

@@ -34,7 +34,7 @@ use url::Url;
 
 use super::fixtures::{self, MockOptions};
 use super::MockState;
-use crate::config::{HttpConfig, SourceConfig};
+use crate::config::SourceConfig;
 use crate::model::SourceKind;
 
 /// The demo's token; it owns the demo tenant's data.
@@ -96,7 +96,7 @@ pub fn source_config(root: Url) -> SourceConfig {
         base_url: root.join(&company).expect("static path joins"),
         credentials: [("token".to_owned(), SecretString::from(TOKEN))].into(),
         forward: [("token".to_owned(), "x-business-central-token".to_owned())].into(),
-        http: HttpConfig::default(),
+        http: super::http_config(),
         page_size: None,
         initial_window_secs: None,
     }

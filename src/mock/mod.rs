@@ -2,7 +2,8 @@
 //! pagination, filters, error bodies) over deterministic data, mounted under
 //! `/<upstream>/` on one loopback server. `GET /__mock/stats` counts requests
 //! per upstream and route, `GET /__mock/requests` lists the requests received
-//! (method, path, decoded query), `POST /__mock/reset` clears both.
+//! (method, path, decoded query), `/__mock/faults` injects faults into any
+//! dialect (see `faults`), `POST /__mock/reset` clears all three.
 
 // Handlers bail out early with the upstream's own error response; boxing it
 // would only add noise at every `?`.
@@ -10,6 +11,7 @@
 
 pub mod bigledger;
 pub mod business_central;
+pub mod faults;
 pub mod fixtures;
 pub mod pennylane;
 pub mod trackstar;
@@ -27,8 +29,18 @@ use serde::Serialize;
 use tokio::task::JoinHandle;
 use url::Url;
 
-use crate::config::SourceConfig;
+use crate::config::{HttpConfig, RateLimitConfig, SourceConfig};
 pub use fixtures::MockOptions;
+
+/// HTTP settings for a source pointed at a mock. The mocks enforce no quota
+/// (fault injection stands in for one), so each connector's documented
+/// quota would only slow the demo and the tests down.
+pub fn http_config() -> HttpConfig {
+    HttpConfig {
+        rate_limit: Some(RateLimitConfig { requests: 1000, per_ms: 1000, concurrency: None }),
+        ..HttpConfig::default()
+    }
+}
 
 /// Request counts since start or the last reset.
 #[derive(Clone, Debug, Default, Serialize)]
@@ -58,6 +70,7 @@ pub struct MockState {
     pub options: MockOptions,
     stats: Mutex<Stats>,
     requests: Mutex<std::collections::VecDeque<RecordedRequest>>,
+    pub faults: faults::Faults,
     pub trackstar: trackstar::TrackstarMock,
     pub business_central: business_central::BusinessCentralMock,
     pub bigledger: bigledger::BigLedgerMock,
@@ -86,6 +99,7 @@ impl MockState {
     pub fn reset(&self) {
         *self.stats.lock().unwrap_or_else(|p| p.into_inner()) = Stats::default();
         self.requests.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.faults.clear();
     }
 
     /// The requests received since the last reset, oldest first.
@@ -125,6 +139,7 @@ impl Mock {
             options,
             stats: Mutex::default(),
             requests: Mutex::default(),
+            faults: faults::Faults::default(),
         });
         let app = router(state.clone());
         let task = tokio::spawn(async move {
@@ -158,8 +173,11 @@ pub fn router(state: Arc<MockState>) -> Router {
         .nest("/business-central", business_central::router())
         .nest("/bigledger", bigledger::router())
         .nest("/pennylane", pennylane::router())
+        // Inner to the counter: a faulted request is still a request.
+        .route_layer(middleware::from_fn_with_state(state.clone(), faults::inject))
         .route_layer(middleware::from_fn_with_state(state.clone(), count_request))
         .route("/__mock/stats", get(stats))
+        .route("/__mock/faults", get(faults::list).post(faults::install).delete(faults::clear))
         .route("/__mock/requests", get(requests))
         .route("/__mock/reset", post(reset))
         .with_state(state)

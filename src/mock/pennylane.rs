@@ -18,8 +18,12 @@
 //! - Lines in bulk (`/ledger_entry_lines`, filters `id journal_id
 //!   ledger_account_id date`) and per entry; decimal-string debit/credit
 //!   that balance per entry.
-//! - `ratelimit-*` headers on every answer; with `set_rate_limit`, a 429
-//!   with a plain-text body and `retry-after` past the budget.
+//! - `ratelimit-*` headers on every answer, for the budget it enforces;
+//!   with `set_rate_limit` (Pennylane's own is 25 per 5 s), a 429 with a
+//!   plain-text body and `retry-after` past the budget. Without one it
+//!   reports a budget no test reaches: the gateway honours a reported
+//!   `ratelimit-remaining: 0`, so reporting Pennylane's real 25 per 5 s
+//!   would throttle every test that reads more than 25 pages.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -46,15 +50,15 @@ use url::Url;
 
 use super::fixtures::{self, MockOptions};
 use super::MockState;
-use crate::config::{HttpConfig, SourceConfig};
+use crate::config::SourceConfig;
 use crate::model::SourceKind;
 
 /// The demo company's token.
 pub const TOKEN: &str = "demo-pennylane-token";
 /// Callers' own tokens: each token with this prefix is a company of its own.
 pub const CALLER_TOKEN_PREFIX: &str = "pl-";
-/// The documented budget, reported in `ratelimit-*` headers.
-pub const DOCUMENTED_RATE_LIMIT: RateLimit = RateLimit { requests: 25, window: Duration::from_secs(5) };
+/// What the mock reports while it enforces nothing.
+const UNENFORCED_RATE_LIMIT: RateLimit = RateLimit { requests: 100_000, window: Duration::from_secs(5) };
 const MAX_LIMIT: usize = 100;
 const DEFAULT_LIMIT: usize = 20;
 const API: &str = "https://app.pennylane.com/api/external/v2";
@@ -65,7 +69,7 @@ pub fn source_config(mock_url: Url) -> SourceConfig {
         base_url: mock_url.join("api/external/v2").expect("static path joins"),
         credentials: [("token".to_owned(), SecretString::from(TOKEN))].into(),
         forward: [("token".to_owned(), "x-pennylane-token".to_owned())].into(),
-        http: HttpConfig::default(),
+        http: super::http_config(),
         page_size: None,
         initial_window_secs: None,
     }
@@ -283,7 +287,7 @@ impl PennylaneMock {
     fn take(&self, token: &str) -> Result<HeaderMap, Response> {
         let mut limiter = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
         let enforced = limiter.enforced;
-        let limit = enforced.unwrap_or(DOCUMENTED_RATE_LIMIT);
+        let limit = enforced.unwrap_or(UNENFORCED_RATE_LIMIT);
         let now = Instant::now();
         let window = limiter.windows.entry(token.to_owned()).or_insert((now, 0));
         if now.duration_since(window.0) >= limit.window {

@@ -25,7 +25,7 @@ use url::Url;
 
 use super::fixtures::{self, MockOptions};
 use super::MockState;
-use crate::config::{HttpConfig, SourceConfig};
+use crate::config::SourceConfig;
 use crate::model::SourceKind;
 
 pub const API_KEY: &str = "demo-trackstar-key";
@@ -47,7 +47,7 @@ pub fn source_config(base_url: Url) -> SourceConfig {
             ("access_token".to_owned(), SecretString::from(ACCESS_TOKEN)),
         ]),
         forward: BTreeMap::from([("access_token".to_owned(), "x-trackstar-access-token".to_owned())]),
-        http: HttpConfig::default(),
+        http: super::http_config(),
         page_size: None,
         initial_window_secs: None,
     }

@@ -372,15 +372,15 @@ impl UpstreamCache {
         decode: Decode,
     ) -> Result<T, UpstreamError>
     where
-        Fetch: Future<Output = Result<Vec<u8>, UpstreamError>>,
+        Fetch: Future<Output = Result<(T, Vec<u8>), UpstreamError>>,
         Decode: Fn(&[u8]) -> Result<T, UpstreamError>,
     {
         let ttl = self.ttl(&scope.source, scope.resource);
         let mut decoded = None;
         let init = async {
-            let body = fetch.await?;
             // A body that does not decode is an error, and errors are not kept.
-            decoded = Some(decode(&body)?);
+            let (value, body) = fetch.await?;
+            decoded = Some(value);
             let size = body.len();
             Ok::<_, UpstreamError>(Stored::sized(url.as_str(), Some(body), size, ttl))
         };
@@ -417,7 +417,7 @@ pub async fn reuse_json<T, Fetch, Decode>(
     decode: Decode,
 ) -> Result<T, UpstreamError>
 where
-    Fetch: Future<Output = Result<Vec<u8>, UpstreamError>>,
+    Fetch: Future<Output = Result<(T, Vec<u8>), UpstreamError>>,
     Decode: Fn(&[u8]) -> Result<T, UpstreamError>,
 {
     let reads = LEDGER_READS.try_with(LedgerReads::clone).ok();
@@ -426,7 +426,7 @@ where
             let scope = Scope { fingerprint: reads.fingerprint, source: source.clone(), resource: Resource::Ledger };
             reads.cache.ledger_json(&scope, url, fetch, decode).await
         }
-        None => decode(&fetch.await?),
+        None => fetch.await.map(|(value, _)| value),
     }
 }
 
@@ -614,13 +614,13 @@ mod tests {
     }
 
     async fn read(url: &Url, calls: &AtomicUsize, body: &'static str) -> Result<serde_json::Value, UpstreamError> {
-        let fetch = async {
-            calls.fetch_add(1, Ordering::SeqCst);
-            Ok(body.as_bytes().to_vec())
-        };
         let decode = |bytes: &[u8]| {
             serde_json::from_slice(bytes)
                 .map_err(|_| UpstreamError::new(&SourceName::new("src"), UpstreamFailure::BadResponse))
+        };
+        let fetch = async {
+            calls.fetch_add(1, Ordering::SeqCst);
+            Ok((decode(body.as_bytes())?, body.as_bytes().to_vec()))
         };
         reuse_json(&SourceName::new("src"), url, fetch, decode).await
     }

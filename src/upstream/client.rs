@@ -1,29 +1,54 @@
-//! The one place that talks HTTP to upstreams: timeouts, a capped body read,
-//! bounded retries with jittered backoff for idempotent GETs, no redirects
-//! (custom auth headers would follow them to another host), and status
-//! classification shared by every connector.
+//! The one place that talks HTTP to upstreams. Every call, whatever the
+//! connector, goes through the same guards in the same order:
+//!
+//! 1. the request deadline (`deadline`): nothing starts after it;
+//! 2. the circuit breaker of the source and credential (`breaker`);
+//! 3. the outgoing rate limit of the source and credential (`limiter`);
+//! 4. the attempt: a timeout that fits the deadline, no redirects (custom
+//!    auth headers would follow them to another host), a capped body read,
+//!    status classification shared by every connector plus the connector's
+//!    own `ErrorDialect`, then decoding;
+//! 5. a retry, only for idempotent calls that failed transiently, with
+//!    jittered backoff or the upstream's `Retry-After`, within the retry
+//!    budget and the deadline (`retry`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::HeaderMap;
-use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
+use tokio::time::Instant;
 use tracing::{debug, warn};
 use url::Url;
 
+use super::auth::Fingerprint;
+use super::breaker::{BreakerPolicy, CircuitBreakers, Outcome};
+use super::deadline;
 use super::error::{UpstreamError, UpstreamFailure};
+use super::limiter::{RateLimit, RateLimiter};
+use super::retry::{self, Backoff, RetryBudget};
 use crate::model::SourceName;
 
 /// How a source's HTTP calls behave. Set per source in config.
 #[derive(Clone, Debug)]
 pub struct HttpPolicy {
     pub connect_timeout: Duration,
+    /// Per attempt; the request deadline may cut it shorter.
     pub request_timeout: Duration,
     /// Extra attempts after the first, for transient failures only.
     pub max_retries: u32,
-    pub backoff_base: Duration,
-    /// Longest `Retry-After` worth waiting for inside one request.
+    pub backoff: Backoff,
+    /// Longest rate-limit wait (`Retry-After` or our own quota) worth it
+    /// inside one request.
     pub max_retry_wait: Duration,
+    /// Retries may add at most this percentage to the source's calls...
+    pub retry_budget_percent: u32,
+    /// ...plus this many, for rarely called sources.
+    pub retry_budget_reserve: u32,
+    pub breaker: BreakerPolicy,
+    /// Outgoing quota per credential; `None`: unlimited.
+    pub rate_limit: Option<RateLimit>,
     pub max_body_bytes: usize,
 }
 
@@ -33,10 +58,22 @@ impl Default for HttpPolicy {
             connect_timeout: Duration::from_secs(2),
             request_timeout: Duration::from_secs(10),
             max_retries: 2,
-            backoff_base: Duration::from_millis(100),
+            backoff: Backoff { base: Duration::from_millis(100), max: Duration::from_secs(2) },
             max_retry_wait: Duration::from_secs(2),
+            retry_budget_percent: 20,
+            retry_budget_reserve: 10,
+            breaker: BreakerPolicy { failure_threshold: 5, cool_down: Duration::from_secs(30) },
+            rate_limit: None,
             max_body_bytes: 32 * 1024 * 1024,
         }
+    }
+}
+
+impl HttpPolicy {
+    /// The connector's documented quota, unless config set one.
+    pub fn with_default_rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit.get_or_insert(limit);
+        self
     }
 }
 
@@ -44,12 +81,55 @@ impl Default for HttpPolicy {
 /// alone gets wrong (an expired page token sent back as a 422, say).
 pub type ErrorDialect = fn(StatusCode, &[u8]) -> Option<UpstreamFailure>;
 
-/// One GET to make: `route` is a fixed label for logs and metrics.
-#[derive(Debug)]
+/// One upstream call. Build it with [`Call::get`]; the method is private so
+/// that only idempotent calls can be retried: a future non-idempotent call
+/// gets its own constructor and is never repeated by accident.
 pub struct Call {
+    /// A fixed label for logs and metrics.
     pub route: &'static str,
     pub url: Url,
     pub headers: HeaderMap,
+    /// Whose credentials the call carries: the breaker and the rate limit
+    /// are kept per fingerprint.
+    pub fingerprint: Fingerprint,
+    method: Method,
+}
+
+impl Call {
+    /// A GET. Every header value is marked sensitive: credentials travel in
+    /// headers, and a header that is not secret loses nothing by not printing.
+    pub fn get(route: &'static str, url: Url, mut headers: HeaderMap, fingerprint: &Fingerprint) -> Self {
+        headers.values_mut().for_each(|value: &mut HeaderValue| value.set_sensitive(true));
+        Self { route, url, headers, fingerprint: fingerprint.clone(), method: Method::GET }
+    }
+
+    /// Repeating the call has the same effect as making it once.
+    pub fn is_idempotent(&self) -> bool {
+        self.method.is_idempotent()
+    }
+}
+
+impl std::fmt::Debug for Call {
+    // No query string (it may carry ids or, for some APIs, credentials) and
+    // no header values.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Call")
+            .field("method", &self.method)
+            .field("route", &self.route)
+            .field("host", &self.url.host_str())
+            .field("path", &self.url.path())
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("fingerprint", &self.fingerprint)
+            .finish()
+    }
+}
+
+/// State shared by every clone of one source's client.
+#[derive(Debug)]
+struct Guards {
+    breakers: CircuitBreakers,
+    limiter: RateLimiter,
+    budget: RetryBudget,
 }
 
 /// HTTP client bound to one source.
@@ -59,6 +139,7 @@ pub struct UpstreamClient {
     source: SourceName,
     policy: HttpPolicy,
     dialect: ErrorDialect,
+    guards: Arc<Guards>,
 }
 
 impl UpstreamClient {
@@ -69,78 +150,186 @@ impl UpstreamClient {
             .user_agent(concat!("ledger-gateway/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("static reqwest configuration is valid");
-        Self { http, source, policy, dialect }
+        let guards = Arc::new(Guards {
+            breakers: CircuitBreakers::new(source.clone(), policy.breaker),
+            limiter: RateLimiter::new(policy.rate_limit),
+            budget: RetryBudget::new(policy.retry_budget_percent, policy.retry_budget_reserve),
+        });
+        Self { http, source, policy, dialect, guards }
     }
 
     pub fn source(&self) -> &SourceName {
         &self.source
     }
 
-    /// GETs `call` and decodes the JSON body, retrying transient failures.
+    /// Makes `call` and decodes the JSON body, retrying transient failures.
+    /// A body that does not decode is `BadResponse`, never a serde message.
     pub async fn get_json<T: DeserializeOwned>(&self, call: &Call) -> Result<T, UpstreamError> {
+        let decode = |body: &[u8]| self.decode::<T>(call, body);
         // Within a ledger read, the same caller's identical GET is answered
-        // from the shared cache for a few seconds (see `cache::reuse_json`).
-        super::cache::reuse_json(&self.source, &call.url, self.get_bytes(call), |body| self.decode(call, body)).await
+        // from the shared cache for a few seconds (see `cache::reuse_json`);
+        // the body is kept for that, decoded once per attempt here so a
+        // malformed one counts against the source like any failure.
+        let fetch = self.execute(call, |body| Ok((decode(body)?, body.to_vec())));
+        super::cache::reuse_json(&self.source, &call.url, fetch, |body| decode(body).map_err(|f| self.error(f))).await
     }
 
-    fn decode<T: DeserializeOwned>(&self, call: &Call, body: &[u8]) -> Result<T, UpstreamError> {
+    fn decode<T: DeserializeOwned>(&self, call: &Call, body: &[u8]) -> Result<T, UpstreamFailure> {
         serde_json::from_slice(body).map_err(|error| {
             warn!(source = %self.source, route = call.route, %error, "upstream body did not decode");
-            self.error(UpstreamFailure::BadResponse)
+            UpstreamFailure::BadResponse
         })
     }
 
-    async fn get_bytes(&self, call: &Call) -> Result<Vec<u8>, UpstreamError> {
+    async fn execute<T>(
+        &self,
+        call: &Call,
+        decode: impl Fn(&[u8]) -> Result<T, UpstreamFailure>,
+    ) -> Result<T, UpstreamError> {
+        let deadline = deadline::current();
+        self.guards.budget.deposit();
         let mut attempt = 0;
+        let mut last_failure = None;
         loop {
-            match self.attempt(call).await {
-                Ok(body) => return Ok(body),
-                Err(failure) => {
-                    let Some(wait) = self.retry_wait(&failure, attempt) else {
-                        return Err(self.error(failure));
-                    };
-                    debug!(source = %self.source, route = call.route, attempt, ?failure, "retrying upstream call");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
+            let failure = match self.guarded_attempt(call, deadline, &decode).await {
+                Ok(value) => return Ok(value),
+                // When our own failures opened the circuit, report them.
+                Err(open @ UpstreamFailure::CircuitOpen { .. }) => return Err(self.error(last_failure.unwrap_or(open))),
+                Err(failure) => failure,
+            };
+            let wait = self.retry_wait(call, &failure, attempt, deadline).map_err(|f| self.error(f))?;
+            debug!(source = %self.source, route = call.route, attempt, ?failure, wait_ms = wait.as_millis() as u64, "retrying upstream call");
+            metrics::counter!("upstream_retries_total", "source" => self.source.to_string(), "route" => call.route)
+                .increment(1);
+            tokio::time::sleep(wait).await;
+            last_failure = Some(failure);
+            attempt += 1;
+        }
+    }
+
+    /// The wait before the next attempt, or the failure to report when there
+    /// is none: not idempotent, not transient, out of attempts, a wait
+    /// longer than worth it or than the deadline allows, or no budget left.
+    fn retry_wait(
+        &self,
+        call: &Call,
+        failure: &UpstreamFailure,
+        attempt: u32,
+        deadline: Option<Instant>,
+    ) -> Result<Duration, UpstreamFailure> {
+        if !call.is_idempotent() || !failure.is_transient() || attempt >= self.policy.max_retries {
+            return Err(failure.clone());
+        }
+        let wait = match failure {
+            UpstreamFailure::RateLimited { retry_after: Some(wait) } if *wait > self.policy.max_retry_wait => {
+                return Err(failure.clone())
             }
+            UpstreamFailure::RateLimited { retry_after: Some(wait) } => *wait,
+            _ => self.policy.backoff.random_wait(attempt),
+        };
+        if deadline.is_some_and(|deadline| Instant::now() + wait >= deadline) {
+            return Err(failure.clone());
         }
+        if !self.guards.budget.try_withdraw() {
+            debug!(source = %self.source, route = call.route, "retry budget spent");
+            return Err(failure.clone());
+        }
+        Ok(wait)
     }
 
-    fn retry_wait(&self, failure: &UpstreamFailure, attempt: u32) -> Option<Duration> {
-        if attempt >= self.policy.max_retries || !failure.is_transient() {
-            return None;
+    /// One attempt behind the breaker and the rate limiter.
+    async fn guarded_attempt<T>(
+        &self,
+        call: &Call,
+        deadline: Option<Instant>,
+        decode: &impl Fn(&[u8]) -> Result<T, UpstreamFailure>,
+    ) -> Result<T, UpstreamFailure> {
+        if deadline.is_some_and(|deadline| deadline <= Instant::now()) {
+            return Err(UpstreamFailure::Timeout);
         }
-        if let UpstreamFailure::RateLimited { retry_after: Some(wait) } = failure {
-            return (*wait <= self.policy.max_retry_wait).then_some(*wait);
+        let permit =
+            self.guards.breakers.admit(&call.fingerprint).inspect_err(|failure| self.fast_failure(call, failure))?;
+        // A quota wait is bounded like a `Retry-After`: never longer than
+        // `max_retry_wait`, never past the deadline (calls without one, such
+        // as readiness probes, included).
+        let longest_wait = Instant::now() + self.policy.max_retry_wait;
+        let wait_until = deadline.map_or(longest_wait, |deadline| deadline.min(longest_wait));
+        let _slot = self
+            .guards
+            .limiter
+            .acquire(&call.fingerprint, Some(wait_until))
+            .await
+            .inspect_err(|failure| self.fast_failure(call, failure))?;
+        let remaining = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
+        let timeout = remaining.map_or(self.policy.request_timeout, |left| left.min(self.policy.request_timeout));
+        if timeout.is_zero() {
+            return Err(UpstreamFailure::Timeout);
         }
-        // Full jitter: a random wait up to the exponential bound, so clients
-        // that failed together do not retry together.
-        let bound = self.policy.backoff_base.saturating_mul(2u32.saturating_pow(attempt));
-        Some(bound.mul_f64(rand::random::<f64>()))
+        let result = self.attempt(call, timeout).await.and_then(|body| decode(&body));
+        let outcome = match &result {
+            // Cut short by our own deadline: says nothing about the upstream.
+            Err(UpstreamFailure::Timeout) if timeout < self.policy.request_timeout => Outcome::Inconclusive,
+            Err(failure) => Outcome::of(&Err(failure.clone())),
+            Ok(_) => Outcome::Healthy,
+        };
+        permit.settle(outcome);
+        result
     }
 
-    async fn attempt(&self, call: &Call) -> Result<Vec<u8>, UpstreamFailure> {
+    fn fast_failure(&self, call: &Call, failure: &UpstreamFailure) {
+        let reason = match failure {
+            UpstreamFailure::CircuitOpen { .. } => "circuit_open",
+            _ => "rate_limited",
+        };
+        debug!(source = %self.source, route = call.route, reason, "upstream call refused before sending");
+        metrics::counter!("upstream_refused_total", "source" => self.source.to_string(), "reason" => reason)
+            .increment(1);
+    }
+
+    async fn attempt(&self, call: &Call, timeout: Duration) -> Result<Vec<u8>, UpstreamFailure> {
         let request =
-            self.http.get(call.url.clone()).headers(call.headers.clone()).timeout(self.policy.request_timeout);
+            self.http.request(call.method.clone(), call.url.clone()).headers(call.headers.clone()).timeout(timeout);
         let response = request.send().await.map_err(|e| self.transport_failure(call, &e))?;
         let status = response.status();
         metrics::counter!("upstream_requests_total", "source" => self.source.to_string(), "route" => call.route, "status" => status.as_u16().to_string()).increment(1);
-        let retry_after = retry_after(response.headers());
+        let headers = response.headers().clone();
+        let now = chrono::Utc::now();
+        if let Some(reset) = retry::quota_reset(&headers, now) {
+            self.guards.limiter.pause_until(&call.fingerprint, Instant::now() + reset);
+        }
         let body = self.read_capped(call, response).await?;
         if status.is_success() {
             return Ok(body);
         }
         debug!(source = %self.source, route = call.route, status = status.as_u16(), "upstream call failed");
-        Err((self.dialect)(status, &body).unwrap_or_else(|| classify_status(status, retry_after)))
+        let failure = (self.dialect)(status, &body).unwrap_or_else(|| classify_status(status, None));
+        Err(match failure {
+            // However the dialect recognised it, the wait comes from the
+            // headers (or a plain-text body), and every caller honours it.
+            UpstreamFailure::RateLimited { retry_after } => {
+                let retry_after = retry_after.or_else(|| retry::retry_after(&headers, &body, now));
+                if let Some(wait) = retry_after {
+                    self.guards.limiter.pause_until(&call.fingerprint, Instant::now() + wait);
+                }
+                UpstreamFailure::RateLimited { retry_after }
+            }
+            failure => failure,
+        })
     }
 
     async fn read_capped(&self, call: &Call, mut response: reqwest::Response) -> Result<Vec<u8>, UpstreamFailure> {
+        let cap = self.policy.max_body_bytes;
+        let over_cap = || {
+            warn!(source = %self.source, route = call.route, limit = cap, "upstream body over size cap");
+            UpstreamFailure::BadResponse
+        };
+        if response.content_length().is_some_and(|length| length > cap as u64) {
+            return Err(over_cap());
+        }
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_failure(call, &e))? {
-            if body.len() + chunk.len() > self.policy.max_body_bytes {
-                warn!(source = %self.source, route = call.route, limit = self.policy.max_body_bytes, "upstream body over size cap");
-                return Err(UpstreamFailure::BadResponse);
+            if body.len() + chunk.len() > cap {
+                return Err(over_cap());
             }
             body.extend_from_slice(&chunk);
         }
@@ -148,7 +337,6 @@ impl UpstreamClient {
     }
 
     fn transport_failure(&self, call: &Call, error: &reqwest::Error) -> UpstreamFailure {
-        // `without_url` keeps credentials in query strings out of logs.
         let shown = format!("{}", UrlFree(error));
         debug!(source = %self.source, route = call.route, error = %shown, "upstream transport error");
         if error.is_timeout() {
@@ -165,23 +353,24 @@ impl UpstreamClient {
     }
 }
 
+/// A reqwest error without its URL (query strings can carry ids and, for
+/// some APIs, credentials): only the chain of underlying causes.
 struct UrlFree<'a>(&'a reqwest::Error);
 
 impl std::fmt::Display for UrlFree<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let mut shown = String::new();
+        f.write_str(if self.0.is_timeout() { "timeout" } else { "request failed" })?;
         let mut source: Option<&dyn std::error::Error> = std::error::Error::source(self.0);
-        shown.push_str(if self.0.is_timeout() { "timeout" } else { "request failed" });
         while let Some(inner) = source {
-            shown.push_str(": ");
-            shown.push_str(&inner.to_string());
+            write!(f, ": {inner}")?;
             source = inner.source();
         }
-        f.write_str(&shown)
+        Ok(())
     }
 }
 
-/// The status codes every upstream shares; dialects refine the rest.
+/// The status codes every upstream shares; dialects refine the rest. The
+/// client fills a 429's missing wait from its headers and body.
 pub fn classify_status(status: StatusCode, retry_after: Option<Duration>) -> UpstreamFailure {
     match status.as_u16() {
         401 => UpstreamFailure::Unauthorized,
@@ -196,51 +385,69 @@ pub fn classify_status(status: StatusCode, retry_after: Option<Duration>) -> Ups
     }
 }
 
-/// How long an upstream asks us to wait, read from every header variant the
-/// upstreams use: `Retry-After` (seconds), Trackstar's
-/// `x-rate-limit-retry-after`, and reset epochs (`x-rate-limit-reset`,
-/// `x-ratelimit-reset`, `ratelimit-reset`).
-pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let number = |name: &str| headers.get(name)?.to_str().ok()?.trim().parse::<f64>().ok();
-    for name in ["retry-after", "x-rate-limit-retry-after", "x-ratelimit-retry-after"] {
-        if let Some(secs) = number(name).filter(|s| s.is_finite() && *s >= 0.0) {
-            return Some(Duration::from_secs_f64(secs.min(3600.0)));
-        }
-    }
-    let now = chrono::Utc::now().timestamp() as f64;
-    ["x-rate-limit-reset", "x-ratelimit-reset", "ratelimit-reset"].iter().find_map(|name| {
-        let value = number(name)?;
-        // Some send an epoch, some a delta in seconds.
-        let secs = if value > 1_000_000_000.0 { value - now } else { value };
-        (secs.is_finite()).then(|| Duration::from_secs_f64(secs.clamp(0.0, 3600.0)))
-    })
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use reqwest::header::HeaderValue;
+    use std::sync::atomic::{AtomicUsize, Ordering};
 
-    #[test]
-    fn retry_after_reads_every_header_variant() {
-        for name in ["retry-after", "x-rate-limit-retry-after", "x-ratelimit-retry-after"] {
-            let mut headers = HeaderMap::new();
-            headers.insert(name, HeaderValue::from_static("3"));
-            assert_eq!(retry_after(&headers), Some(Duration::from_secs(3)), "{name}");
-        }
-        let mut headers = HeaderMap::new();
-        let reset = chrono::Utc::now().timestamp() + 5;
-        headers.insert("ratelimit-reset", HeaderValue::from_str(&reset.to_string()).unwrap());
-        let wait = retry_after(&headers).unwrap();
-        assert!(wait <= Duration::from_secs(5) && wait >= Duration::from_secs(3), "{wait:?}");
-        assert_eq!(retry_after(&HeaderMap::new()), None);
+    use super::*;
+    use crate::upstream::auth::{Credentials, FingerprintKey};
+
+    fn fingerprint() -> Fingerprint {
+        let fields = [("token".to_owned(), secrecy::SecretString::from("t0ps3cret"))].into();
+        Credentials::new(&FingerprintKey::random(), fields).fingerprint().clone()
+    }
+
+    /// A loopback server that answers every request with 503, and its count.
+    async fn failing_upstream() -> (Url, Arc<AtomicUsize>) {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counter = hits.clone();
+        let app = axum::Router::new().fallback(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { StatusCode::SERVICE_UNAVAILABLE }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = Url::parse(&format!("http://{}/x?token=t0ps3cret", listener.local_addr().unwrap())).unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (url, hits)
+    }
+
+    fn client() -> UpstreamClient {
+        let policy = HttpPolicy {
+            max_retries: 3,
+            backoff: Backoff { base: Duration::from_millis(1), max: Duration::from_millis(1) },
+            ..HttpPolicy::default()
+        };
+        UpstreamClient::new(SourceName::new("s"), policy, |_, _| None)
+    }
+
+    #[tokio::test]
+    async fn idempotent_calls_retry_transient_failures_up_to_the_limit() {
+        let (url, hits) = failing_upstream().await;
+        let call = Call::get("x", url, HeaderMap::new(), &fingerprint());
+        let error = client().get_json::<serde_json::Value>(&call).await.unwrap_err();
+        assert_eq!(error.failure, UpstreamFailure::Unavailable);
+        assert_eq!(hits.load(Ordering::SeqCst), 4);
+    }
+
+    #[tokio::test]
+    async fn a_call_that_is_not_idempotent_is_never_retried() {
+        let (url, hits) = failing_upstream().await;
+        let call = Call { method: Method::POST, ..Call::get("x", url, HeaderMap::new(), &fingerprint()) };
+        assert!(!call.is_idempotent());
+        let error = client().get_json::<serde_json::Value>(&call).await.unwrap_err();
+        assert_eq!(error.failure, UpstreamFailure::Unavailable);
+        assert_eq!(hits.load(Ordering::SeqCst), 1);
     }
 
     #[test]
-    fn garbage_retry_after_is_ignored() {
+    fn a_call_prints_neither_header_values_nor_the_query() {
         let mut headers = HeaderMap::new();
-        headers.insert("retry-after", HeaderValue::from_static("soon"));
-        assert_eq!(retry_after(&headers), None);
+        headers.insert("x-api-key", HeaderValue::from_static("t0ps3cret"));
+        let url = Url::parse("https://api.example/v1/items?token=t0ps3cret").unwrap();
+        let call = Call::get("items", url, headers, &fingerprint());
+        let shown = format!("{call:?} {:?}", call.headers);
+        assert!(!shown.contains("t0ps3cret"), "{shown}");
+        assert!(shown.contains("x-api-key") && shown.contains("/v1/items"), "{shown}");
     }
 
     #[test]
@@ -250,5 +457,6 @@ mod tests {
         assert_eq!(classify_status(StatusCode::BAD_GATEWAY, None), UpstreamFailure::Unavailable);
         assert_eq!(classify_status(StatusCode::FOUND, None), UpstreamFailure::BadResponse);
         assert_eq!(classify_status(StatusCode::NOT_IMPLEMENTED, None), UpstreamFailure::NotSupported);
+        assert_eq!(classify_status(StatusCode::GATEWAY_TIMEOUT, None), UpstreamFailure::Timeout);
     }
 }

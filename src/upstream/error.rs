@@ -44,12 +44,24 @@ pub enum UpstreamFailure {
     PageTokenInvalid,
     #[error("credentials for this source are missing")]
     MissingCredentials,
+    #[error("upstream is failing; calls are paused until it recovers")]
+    CircuitOpen { retry_after: Duration },
 }
 
 impl UpstreamFailure {
     /// Worth another attempt for an idempotent call: the same request may
-    /// succeed later, unlike an auth or validation failure.
+    /// succeed later, unlike an auth or validation failure. (An open circuit
+    /// is not: it exists so that nobody tries again yet.)
     pub fn is_transient(&self) -> bool {
         matches!(self, Self::Timeout | Self::Unavailable | Self::RateLimited { .. })
+    }
+
+    /// How long the client should wait before asking again, when known.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::RateLimited { retry_after } => *retry_after,
+            Self::CircuitOpen { retry_after } => Some(*retry_after),
+            _ => None,
+        }
     }
 }

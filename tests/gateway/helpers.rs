@@ -173,3 +173,23 @@ impl TestApp {
             .collect()
     }
 }
+
+impl TestApp {
+    /// Installs fault rules in the mock (`POST /__mock/faults`), replacing
+    /// earlier ones; returns the mock's answer.
+    pub async fn inject_faults(&self, rules: Value) -> Value {
+        let response =
+            self.client.post(format!("http://{}/__mock/faults", self.mock.addr)).json(&rules).send().await.unwrap();
+        assert!(response.status().is_success(), "fault rules refused: {}", response.text().await.unwrap());
+        response.json().await.unwrap()
+    }
+
+    /// The installed rules with how often each matched and fired.
+    pub async fn faults(&self) -> Value {
+        self.client.get(format!("http://{}/__mock/faults", self.mock.addr)).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn clear_faults(&self) {
+        self.client.delete(format!("http://{}/__mock/faults", self.mock.addr)).send().await.unwrap();
+    }
+}

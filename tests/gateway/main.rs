@@ -15,6 +15,9 @@ mod business_central;
 mod cache;
 /// Errors: cursor misuse, bad input, upstream failures, all with codes.
 mod errors;
+/// Upstream faults injected by the mock: retries, deadlines, rate limits,
+/// circuit breaker, malformed answers, redirects, partial results, no leaks.
+mod faults;
 /// Apollo Federation: `_service { sdl }`, `_entities` by key, their errors and cost.
 mod federation;
 /// GraphQL over HTTP: methods, media types, GraphiQL, health, schema drift.

@@ -28,7 +28,9 @@ use super::{Batch, LedgerScan, ScanRequest, Source};
 use crate::config::SourceConfig;
 use crate::ledger::{BatchLimits, Capabilities, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, SourceKind, SourceName};
-use crate::upstream::{endpoint, sensitive_header, Call, Credentials, UpstreamClient, UpstreamError, UpstreamFailure};
+use crate::upstream::{
+    endpoint, sensitive_header, Call, Credentials, RateLimit, UpstreamClient, UpstreamError, UpstreamFailure,
+};
 use query::{DayRange, LedgerQuery, Params};
 use records::{
     midnight, AdjustmentRecord, EntryId, ErrorEnvelope, ItemRecord, ListEnvelope, LocationRecord, SingleEnvelope,
@@ -45,6 +47,8 @@ const LOOKUP_CONCURRENCY: usize = 5;
 const MAX_SEARCH_PAGES: usize = 3;
 /// First window of a walk without a hint from the cursor.
 const DEFAULT_WINDOW_DAYS: i64 = 7;
+/// Undocumented; 10 a second per key is what its 429s suggest (assumed).
+const RATE_LIMIT: RateLimit = RateLimit::new(10, std::time::Duration::from_secs(1));
 
 #[derive(Debug)]
 pub struct BigLedger {
@@ -90,7 +94,11 @@ impl BigLedger {
         };
         let default_window = Duration::days(DEFAULT_WINDOW_DAYS);
         Self {
-            client: UpstreamClient::new(name.clone(), config.http.policy(), error_dialect),
+            client: UpstreamClient::new(
+                name.clone(),
+                config.http.policy().with_default_rate_limit(RATE_LIMIT),
+                error_dialect,
+            ),
             name,
             base_url: config.base_url.clone(),
             capabilities,
@@ -113,7 +121,7 @@ impl BigLedger {
         if !params.is_empty() {
             url.query_pairs_mut().extend_pairs(params);
         }
-        Ok(Call { route, url, headers: self.auth_headers(credentials)? })
+        Ok(Call::get(route, url, self.auth_headers(credentials)?, credentials.fingerprint()))
     }
 
     fn auth_headers(&self, credentials: &Credentials) -> Result<HeaderMap, UpstreamError> {

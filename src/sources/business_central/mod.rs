@@ -25,7 +25,7 @@ use super::{Batch, LedgerScan, ScanRequest, Source};
 use crate::config::SourceConfig;
 use crate::ledger::{BatchLimits, Capabilities, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, SortKey, SourceKind, SourceName};
-use crate::upstream::{endpoint, Call, Credentials, UpstreamClient, UpstreamError, UpstreamFailure};
+use crate::upstream::{endpoint, Call, Credentials, RateLimit, UpstreamClient, UpstreamError, UpstreamFailure};
 use query::{AnyOf, Guid, MAX_URL_LEN, ORDER_BY};
 use records::{Collection, ItemRecord, LedgerRecord, LocationRecord};
 
@@ -36,6 +36,9 @@ const MAX_PAGE_SIZE: usize = 20_000;
 const DEFAULT_PAGE_SIZE: usize = 1_000;
 /// Keys per item or location lookup; the URL length splits further.
 const MAX_KEYS_PER_CALL: usize = 50;
+/// 6,000 requests per sliding 5 minutes per user or service principal, 5 at
+/// once (the rest queue at BC until 100, then 429).
+const RATE_LIMIT: RateLimit = RateLimit::new(6_000, std::time::Duration::from_secs(300)).with_concurrency(5);
 
 #[derive(Debug)]
 pub struct BusinessCentral {
@@ -83,7 +86,11 @@ impl BusinessCentral {
             locations: Some(BatchLimits { max_keys: MAX_KEYS_PER_CALL, concurrency: 2 }),
         };
         Self {
-            client: UpstreamClient::new(name.clone(), config.http.policy(), error_dialect),
+            client: UpstreamClient::new(
+                name.clone(),
+                config.http.policy().with_default_rate_limit(RATE_LIMIT),
+                error_dialect,
+            ),
             name,
             base_url: config.base_url.clone(),
             capabilities,
@@ -129,7 +136,7 @@ impl BusinessCentral {
         url: Url,
         page_size: Option<usize>,
     ) -> Result<T, UpstreamError> {
-        let call = Call { route, url, headers: self.headers(credentials, page_size)? };
+        let call = Call::get(route, url, self.headers(credentials, page_size)?, credentials.fingerprint());
         self.client.get_json(&call).await
     }
 

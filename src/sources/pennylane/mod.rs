@@ -40,7 +40,7 @@ use super::{Batch, LedgerScan, ScanRequest, Source};
 use crate::config::SourceConfig;
 use crate::ledger::{Capabilities, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, SortKey, SourceKind, SourceName};
-use crate::upstream::{endpoint, Call, Credentials, UpstreamClient, UpstreamError, UpstreamFailure};
+use crate::upstream::{endpoint, Call, Credentials, RateLimit, UpstreamClient, UpstreamError, UpstreamFailure};
 use query::{Condition, DayRange, Params};
 use records::{totals_by_entry, CursorPage, LedgerEntryRecord, LineRecord};
 
@@ -58,6 +58,8 @@ const LIMIT_SLACK: usize = 10;
 const UNDATED_LINES_CONCURRENCY: usize = 4;
 /// The opt-in header for the 2026 behaviour (cursor pages, drafts included).
 const USE_2026_API_CHANGES: &str = "x-use-2026-api-changes";
+/// 25 requests per 5 seconds per token.
+const RATE_LIMIT: RateLimit = RateLimit::new(25, std::time::Duration::from_secs(5));
 
 #[derive(Debug)]
 pub struct Pennylane {
@@ -90,7 +92,11 @@ impl Pennylane {
             locations: None,
         };
         Self {
-            client: UpstreamClient::new(name.clone(), config.http.policy(), error_dialect),
+            client: UpstreamClient::new(
+                name.clone(),
+                config.http.policy().with_default_rate_limit(RATE_LIMIT),
+                error_dialect,
+            ),
             name,
             base_url: config.base_url.clone(),
             capabilities,
@@ -121,7 +127,7 @@ impl Pennylane {
         if !params.is_empty() {
             url.query_pairs_mut().extend_pairs(params);
         }
-        Ok(Call { route, url, headers: self.headers(credentials)? })
+        Ok(Call::get(route, url, self.headers(credentials)?, credentials.fingerprint()))
     }
 
     async fn get<T: DeserializeOwned>(

@@ -25,7 +25,9 @@ use super::{Batch, LedgerScan, ScanRequest, Source};
 use crate::config::SourceConfig;
 use crate::ledger::{BatchLimits, Capabilities, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, SourceKind, SourceName, StockLevel};
-use crate::upstream::{endpoint, sensitive_header, Call, Credentials, UpstreamClient, UpstreamError, UpstreamFailure};
+use crate::upstream::{
+    endpoint, sensitive_header, Call, Credentials, RateLimit, UpstreamClient, UpstreamError, UpstreamFailure,
+};
 use records::{split_bin_key, BinRecord, InventoryRecord, LedgerRecord, ListEnvelope, WarehouseRecord};
 
 pub const CREDENTIAL_FIELDS: &[&str] = &["api_key", "access_token"];
@@ -35,6 +37,8 @@ const MAX_IDS_PER_CALL: usize = 100;
 /// access token, and a page's ledger reads run beside them.
 const LOOKUP_CONCURRENCY: usize = 4;
 const MAX_PAGE_SIZE: usize = 1000;
+/// Trackstar allows 10 GET requests a second per access token.
+const RATE_LIMIT: RateLimit = RateLimit::new(10, std::time::Duration::from_secs(1));
 
 #[derive(Debug)]
 pub struct Trackstar {
@@ -74,7 +78,11 @@ impl Trackstar {
             locations: Some(BatchLimits { max_keys: MAX_IDS_PER_CALL, concurrency: LOOKUP_CONCURRENCY }),
         };
         Self {
-            client: UpstreamClient::new(name.clone(), config.http.policy(), error_dialect),
+            client: UpstreamClient::new(
+                name.clone(),
+                config.http.policy().with_default_rate_limit(RATE_LIMIT),
+                error_dialect,
+            ),
             name,
             base_url: config.base_url.clone(),
             capabilities,
@@ -92,7 +100,7 @@ impl Trackstar {
     ) -> Result<Call, UpstreamError> {
         let mut url = endpoint(&self.base_url, path);
         url.query_pairs_mut().extend_pairs(params);
-        Ok(Call { route, url, headers: self.auth_headers(credentials)? })
+        Ok(Call::get(route, url, self.auth_headers(credentials)?, credentials.fingerprint()))
     }
 
     fn auth_headers(&self, credentials: &Credentials) -> Result<HeaderMap, UpstreamError> {

@@ -1,0 +1,244 @@
+//! Soak test: the gateway and the mock upstreams in this process, on
+//! 127.0.0.1 only, with faults injected into the mock, under a fixed request
+//! rate for a bounded time. Reports responses by error code, latency
+//! percentiles, upstream calls, and resident memory at start and end.
+//!
+//! ```sh
+//! scripts/soak                                   # 60 s at 5 requests/s
+//! scripts/soak --duration-secs 300 --rate 50
+//! scripts/soak --faults my-rules.json            # rules as for POST /__mock/faults
+//! ```
+
+use std::collections::BTreeMap;
+use std::error::Error;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use ledger_gateway::config::Config;
+use ledger_gateway::mock::trackstar::ACCESS_TOKEN;
+use ledger_gateway::mock::{fixtures::today, Mock, MockOptions};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+const LEDGER_PAGE: &str = include_str!("../tests/queries/LedgerPage.graphql");
+const ENTRY: &str = "query($id: ID!) { ledgerEntry(id: $id) { id quantity } }";
+/// Concurrent cursor walks the load cycles through.
+const WALKERS: usize = 16;
+
+#[derive(Debug, Parser)]
+#[command(about = "Soak the gateway against faulty mock upstreams")]
+struct Args {
+    /// How long to send requests.
+    #[arg(long, default_value_t = 60)]
+    duration_secs: u64,
+    /// Requests per second, sent on a fixed schedule whatever the latency.
+    #[arg(long, default_value_t = 5)]
+    rate: u32,
+    /// Ledger entries per source and tenant in the mock.
+    #[arg(long, default_value_t = 3000)]
+    entries: usize,
+    /// Fault rules (JSON, as for POST /__mock/faults) instead of the default mix.
+    #[arg(long)]
+    faults: Option<PathBuf>,
+    /// Run without faults.
+    #[arg(long, conflicts_with = "faults")]
+    no_faults: bool,
+}
+
+/// The default mix: every kind of fault, at rates a bad day might bring.
+fn default_faults() -> Value {
+    json!([
+        {"upstream": "trackstar", "status": 503, "rate": 0.04},
+        {"upstream": "trackstar", "status": 429, "headers": {"retry-after": "1"}, "rate": {"every": 50}},
+        {"upstream": "trackstar", "latency_ms": 400, "rate": 0.03},
+        {"upstream": "trackstar", "body": "malformed_json", "rate": 0.01},
+        {"upstream": "trackstar", "body": "truncated", "rate": 0.01},
+        {"upstream": "trackstar", "body": "html", "rate": 0.005},
+        // One tenant's credential is broken for good: its circuit opens.
+        {"upstream": "trackstar", "credential": "soak-tenant-0", "status": 500},
+    ])
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    /// Responses without errors, with some errors, and failed at the HTTP level.
+    clean: u64,
+    partial: u64,
+    transport: u64,
+    codes: BTreeMap<String, u64>,
+}
+
+fn resident_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    let args = Args::parse();
+    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
+    let mock = Mock::start_on(loopback, MockOptions { entries: args.entries, seed: 42, anchor: today() }).await?;
+
+    // Two sources on the mock with different tenants, so partial pages happen.
+    let mut config = Config { sources: mock.sources_config(), ..Config::default() };
+    config.server.request_timeout_ms = 5000;
+    let mut second = config.sources["trackstar"].clone();
+    second.credentials.insert("access_token".into(), SecretString::from("soak-second-tenant"));
+    config.sources.insert("trackstar-eu".into(), second);
+    for source in config.sources.values_mut() {
+        source.http.request_timeout_ms = 2000;
+        source.http.breaker.cool_down_ms = 5000;
+    }
+    let app = ledger_gateway::app(&config)?;
+    let listener = tokio::net::TcpListener::bind(loopback).await?;
+    let gateway = format!("http://{}/graphql", listener.local_addr()?);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
+    let mock_url = format!("http://{}", mock.addr);
+    let ids: Vec<String> =
+        mock.state.trackstar.tenant(ACCESS_TOKEN).by_id.iter().map(|r| format!("trackstar:{}", r.id)).collect();
+    // Every tenant's data exists before the first memory reading.
+    for tenant in (0..5).map(|n| format!("soak-tenant-{n}")).chain(["soak-second-tenant".to_owned()]) {
+        mock.state.trackstar.tenant(&tenant);
+    }
+    let faults = match (&args.faults, args.no_faults) {
+        (_, true) => json!([]),
+        (Some(path), _) => serde_json::from_str(&std::fs::read_to_string(path)?)?,
+        (None, _) => default_faults(),
+    };
+    let installed = client.post(format!("{mock_url}/__mock/faults")).json(&faults).send().await?;
+    if !installed.status().is_success() {
+        return Err(format!("fault rules refused: {}", installed.text().await?).into());
+    }
+
+    let rss_start = resident_kib();
+    println!(
+        "soak: {} s at {} requests/s against {gateway}, {} fault rules, rss {} KiB at start",
+        args.duration_secs,
+        args.rate,
+        faults.as_array().map_or(0, Vec::len),
+        rss_start.map_or("?".into(), |k| k.to_string())
+    );
+
+    let tally = Arc::new(Mutex::new(Tally::default()));
+    let cursors: Arc<Mutex<Vec<Value>>> = Arc::new(Mutex::new(vec![Value::Null; WALKERS]));
+    let mut rng = SmallRng::seed_from_u64(7);
+    let mut ticks = tokio::time::interval(Duration::from_secs(1) / args.rate.max(1));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    let mut sent = 0u64;
+    // Resident memory every ten seconds: growth that does not level off is a leak.
+    let mut rss_series = Vec::new();
+    while started.elapsed() < Duration::from_secs(args.duration_secs) {
+        ticks.tick().await;
+        if sent % (u64::from(args.rate.max(1)) * 10) == 0 {
+            rss_series.push(resident_kib().unwrap_or_default() / 1024);
+        }
+        sent += 1;
+        let (client, gateway, tally, cursors) = (client.clone(), gateway.clone(), tally.clone(), cursors.clone());
+        let walker = rng.random_range(0..WALKERS);
+        let lookup = rng.random_bool(0.2).then(|| ids[rng.random_range(0..ids.len())].clone());
+        // Some callers bring their own token: per-credential limits and circuits.
+        let token = rng.random_bool(0.1).then(|| format!("soak-tenant-{}", rng.random_range(0..5)));
+        tasks.push(tokio::spawn(async move {
+            let body = match &lookup {
+                Some(id) => json!({"query": ENTRY, "variables": {"id": id}}),
+                None => {
+                    let after = cursors.lock().map(|c| c[walker].clone()).unwrap_or(Value::Null);
+                    json!({"query": LEDGER_PAGE, "variables": {"first": 50, "after": after}})
+                }
+            };
+            let mut request = client.post(&gateway).json(&body);
+            if let Some(token) = &token {
+                request = request.header("x-trackstar-access-token", token);
+            }
+            let begin = Instant::now();
+            let answer: Option<Value> = match request.send().await {
+                Ok(response) => response.json().await.ok(),
+                Err(_) => None,
+            };
+            let latency = begin.elapsed();
+            if lookup.is_none() && token.is_none() {
+                if let Some(info) = answer.as_ref().map(|a| &a["data"]["ledgerEntries"]["pageInfo"]) {
+                    let next = if info["hasNextPage"] == true { info["endCursor"].clone() } else { Value::Null };
+                    // An empty page has no cursor: that walker asks again.
+                    if !(next.is_null() && info["hasNextPage"] == true) {
+                        if let Ok(mut cursors) = cursors.lock() {
+                            cursors[walker] = next;
+                        }
+                    }
+                }
+            }
+            let Ok(mut tally) = tally.lock() else { return };
+            tally.latencies.push(latency);
+            match answer {
+                None => tally.transport += 1,
+                Some(answer) => {
+                    let errors = answer["errors"].as_array().cloned().unwrap_or_default();
+                    if errors.is_empty() {
+                        tally.clean += 1;
+                    } else {
+                        tally.partial += 1;
+                    }
+                    for error in errors {
+                        let code = error["extensions"]["code"].as_str().unwrap_or("<none>").to_owned();
+                        *tally.codes.entry(code).or_default() += 1;
+                    }
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+    let elapsed = started.elapsed();
+    let rss_end = resident_kib();
+
+    let stats: Value = client.get(format!("{mock_url}/__mock/stats")).send().await?.json().await?;
+    let fired: Value = client.get(format!("{mock_url}/__mock/faults")).send().await?.json().await?;
+    let mut tally = tally.lock().map_err(|_| "tally lock poisoned")?;
+    tally.latencies.sort();
+    let lat = |p| percentile(&tally.latencies, p).as_millis();
+    println!("requests: {sent} in {:.1} s ({:.1}/s)", elapsed.as_secs_f64(), sent as f64 / elapsed.as_secs_f64());
+    println!(
+        "responses: {} clean, {} with errors, {} failed at HTTP level",
+        tally.clean, tally.partial, tally.transport
+    );
+    println!("errors by code:");
+    for (code, count) in &tally.codes {
+        println!("  {code:<28} {count}");
+    }
+    println!("latency ms: p50 {} p90 {} p99 {} max {}", lat(0.5), lat(0.9), lat(0.99), lat(1.0));
+    println!("upstream calls: {}", stats["total"]);
+    println!("faults fired:");
+    for rule in fired.as_array().into_iter().flatten() {
+        let mut shown = rule.clone();
+        if let Some(fields) = shown.as_object_mut() {
+            fields.remove("upstream");
+            fields.remove("matched");
+            fields.remove("fired");
+        }
+        println!("  {:>6} of {:>6}  {}", rule["fired"], rule["matched"], shown);
+    }
+    let show = |kib: Option<u64>| kib.map_or("?".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
+    println!("resident memory: {} at start, {} at end", show(rss_start), show(rss_end));
+    println!("resident memory every 10 s (MiB): {rss_series:?}");
+    Ok(())
+}
