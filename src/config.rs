@@ -185,6 +185,12 @@ pub struct CacheConfig {
     pub item_ttl_secs: u64,
     /// Seconds a location (or its absence) and a location's stock are reused.
     pub location_ttl_secs: u64,
+    /// Seconds past its time-to-live an item, location or stock answer may
+    /// still stand in for a source that is failing (timeouts, 5xx, 429, an
+    /// open circuit, a malformed answer; never an auth failure), flagged in
+    /// the response's `extensions.staleSources`. 0 (the default) turns it off.
+    /// Ledger pages are never served stale.
+    pub stale_if_error_secs: u64,
     /// Overrides per source name, e.g. `[cache.sources.trackstar]`.
     pub sources: BTreeMap<String, CacheTtlOverride>,
 }
@@ -196,6 +202,7 @@ impl Default for CacheConfig {
             ledger_ttl_secs: 5,
             item_ttl_secs: 300,
             location_ttl_secs: 900,
+            stale_if_error_secs: 0,
             sources: BTreeMap::new(),
         }
     }
@@ -211,6 +218,8 @@ pub struct CacheTtlOverride {
     pub item_ttl_secs: Option<u64>,
     /// Replaces `cache.location_ttl_secs` for this source.
     pub location_ttl_secs: Option<u64>,
+    /// Replaces `cache.stale_if_error_secs` for this source.
+    pub stale_if_error_secs: Option<u64>,
 }
 
 /// One upstream.

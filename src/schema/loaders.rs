@@ -21,6 +21,7 @@ use async_graphql::dataloader::{DataLoader, HashMapCache, Loader};
 use async_graphql::Context;
 use futures::future::join_all;
 
+use super::stale::StaleAnswers;
 use crate::model::{self, SourceName};
 use crate::sources::lookup::{self, Entity};
 use crate::sources::{Caller, Registry, Source};
@@ -32,6 +33,8 @@ struct Binding {
     source: Arc<dyn Source>,
     credentials: Result<Credentials, UpstreamError>,
     cache: Arc<UpstreamCache>,
+    /// The request's record of expired answers that stood in.
+    stale: Arc<StaleAnswers>,
 }
 
 /// Loads one kind of entity from one source. Every key asked gets an
@@ -50,7 +53,8 @@ impl<E: Entity> Loader<String> for EntityLoader<E> {
         let binding = &self.binding;
         let credentials = binding.credentials.as_ref().map_err(Clone::clone)?;
         let mut found = lookup::lookup::<E>(&binding.source, credentials, &binding.cache, keys).await?;
-        Ok(keys.iter().map(|key| (key.clone(), found.remove(key))).collect())
+        binding.stale.note(binding.source.name(), E::RESOURCE, found.stale_age);
+        Ok(keys.iter().map(|key| (key.clone(), found.values.remove(key))).collect())
     }
 }
 
@@ -113,6 +117,7 @@ pub struct Loaders {
     /// same error instead of another upstream call. Never shared between
     /// requests (the shared cache keeps no errors).
     failed: Mutex<HashMap<(SourceName, Resource), UpstreamError>>,
+    stale: Arc<StaleAnswers>,
 }
 
 impl std::fmt::Debug for Loaders {
@@ -124,6 +129,7 @@ impl std::fmt::Debug for Loaders {
 impl Loaders {
     /// Fresh loaders for one request of `caller`.
     pub fn new(registry: &Registry, caller: &Caller) -> Self {
+        let stale = Arc::new(StaleAnswers::default());
         let sources = registry
             .sources()
             .map(|source| {
@@ -131,12 +137,18 @@ impl Loaders {
                     source: source.clone(),
                     credentials: caller.credentials(source.name()).cloned(),
                     cache: registry.cache().clone(),
+                    stale: stale.clone(),
                 };
                 let loaders = SourceLoaders { items: loader(&binding), locations: loader(&binding), binding };
                 (source.name().clone(), loaders)
             })
             .collect();
-        Self { sources, failed: Mutex::default() }
+        Self { sources, failed: Mutex::default(), stale }
+    }
+
+    /// Expired answers that stood in for failing sources in this request.
+    pub fn stale_answers(&self) -> &StaleAnswers {
+        &self.stale
     }
 
     fn source(&self, name: &str) -> Option<&SourceLoaders> {
@@ -193,7 +205,9 @@ impl Loaders {
     ) -> Result<Option<Arc<Vec<model::StockLevel>>>, UpstreamError> {
         let Some(SourceLoaders { binding, .. }) = self.source(source) else { return Ok(None) };
         let credentials = binding.credentials.as_ref().map_err(Clone::clone)?;
-        lookup::location_stock(&binding.source, credentials, &binding.cache, location).await
+        let mut found = lookup::location_stock(&binding.source, credentials, &binding.cache, location).await?;
+        binding.stale.note(binding.source.name(), Resource::Stock, found.stale_age);
+        Ok(found.values.remove(location))
     }
 
     /// Looks up, in one load per source and kind, every item and location

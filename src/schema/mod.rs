@@ -11,6 +11,7 @@ pub mod inventory;
 pub mod limits;
 pub mod loaders;
 pub mod query;
+pub mod stale;
 
 use std::sync::Arc;
 
@@ -28,6 +29,7 @@ pub fn build_schema(registry: Arc<Registry>, config: &Config) -> LedgerSchema {
     let mut builder = Schema::build(query::Query, EmptyMutation, EmptySubscription)
         .enable_federation()
         .extension(codes::ErrorCodes)
+        .extension(stale::StaleNotice)
         .extension(limits::QueryLimits::new(limits::Limits::new(config)))
         .limit_recursive_depth(limits::MAX_NESTING)
         .data(registry)

@@ -14,7 +14,7 @@ use serde::Serialize;
 use super::Source;
 use crate::ledger::{BatchLimits, Capabilities};
 use crate::model::{Item, Location, StockLevel};
-use crate::upstream::{Credentials, Resource, Scope, UpstreamCache, UpstreamError, UpstreamFailure};
+use crate::upstream::{Credentials, Fetched, Resource, Scope, UpstreamCache, UpstreamError, UpstreamFailure};
 
 /// A kind of thing a source can look up by native key.
 pub trait Entity: Clone + Serialize + Send + Sync + 'static {
@@ -70,8 +70,10 @@ pub async fn lookup<E: Entity>(
     credentials: &Credentials,
     cache: &Arc<UpstreamCache>,
     keys: &[String],
-) -> Result<HashMap<String, Arc<E>>, UpstreamError> {
-    let Some(limits) = E::limits(source.capabilities()) else { return Ok(HashMap::new()) };
+) -> Result<Fetched<Arc<E>>, UpstreamError> {
+    let Some(limits) = E::limits(source.capabilities()) else {
+        return Ok(Fetched { values: HashMap::new(), stale_age: None });
+    };
     let scope = Scope::new(credentials, source.name(), E::RESOURCE);
     let (source, credentials) = (source.clone(), credentials.clone());
     cache
@@ -108,13 +110,13 @@ async fn fetch_chunked<E: Entity>(
 }
 
 /// The stock levels at one location, cached like the location itself;
-/// `None` when the source cannot list stock by location.
+/// absent when the source cannot list stock by location.
 pub async fn location_stock(
     source: &Arc<dyn Source>,
     credentials: &Credentials,
     cache: &Arc<UpstreamCache>,
     location: &str,
-) -> Result<Option<Arc<Vec<StockLevel>>>, UpstreamError> {
+) -> Result<Fetched<Arc<Vec<StockLevel>>>, UpstreamError> {
     let scope = Scope::new(credentials, source.name(), Resource::Stock);
     let (source, credentials) = (source.clone(), credentials.clone());
     let fetch = move |keys: Vec<String>| {
@@ -129,8 +131,7 @@ pub async fn location_stock(
         }
         .boxed()
     };
-    let mut found = cache.get_or_fetch(&scope, &[location.to_owned()], fetch).await?;
-    Ok(found.remove(location))
+    cache.get_or_fetch(&scope, &[location.to_owned()], fetch).await
 }
 
 #[cfg(test)]
@@ -265,7 +266,7 @@ mod tests {
     #[tokio::test]
     async fn keys_are_split_at_max_keys_with_bounded_concurrency() {
         let (recording, source, credentials, cache) = setup(Some(BatchLimits { max_keys: 100, concurrency: 2 }));
-        let found = lookup::<Item>(&source, &credentials, &cache, &keys(450)).await.unwrap();
+        let found = lookup::<Item>(&source, &credentials, &cache, &keys(450)).await.unwrap().values;
         assert_eq!(found.len(), 450);
         let mut calls = recording.calls.lock().unwrap().clone();
         calls.sort_unstable();
@@ -278,7 +279,7 @@ mod tests {
         let (recording, source, credentials, cache) = setup(Some(BatchLimits { max_keys: 1, concurrency: 5 }));
         let mut wanted = keys(12);
         wanted.push("unknown-1".into());
-        let found = lookup::<Item>(&source, &credentials, &cache, &wanted).await.unwrap();
+        let found = lookup::<Item>(&source, &credentials, &cache, &wanted).await.unwrap().values;
         assert_eq!(found.len(), 12);
         assert!(!found.contains_key("unknown-1"));
         assert_eq!(recording.calls.lock().unwrap().as_slice(), [1; 13]);
@@ -291,7 +292,7 @@ mod tests {
     #[tokio::test]
     async fn a_source_without_items_is_never_called() {
         let (recording, source, credentials, cache) = setup(None);
-        let found = lookup::<Item>(&source, &credentials, &cache, &keys(3)).await.unwrap();
+        let found = lookup::<Item>(&source, &credentials, &cache, &keys(3)).await.unwrap().values;
         assert!(found.is_empty());
         assert!(recording.calls.lock().unwrap().is_empty());
     }
@@ -299,6 +300,6 @@ mod tests {
     #[tokio::test]
     async fn stock_is_none_for_a_source_that_cannot_list_it() {
         let (_, source, credentials, cache) = setup(None);
-        assert_eq!(location_stock(&source, &credentials, &cache, "w1").await.unwrap(), None);
+        assert!(location_stock(&source, &credentials, &cache, "w1").await.unwrap().values.is_empty());
     }
 }

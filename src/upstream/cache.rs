@@ -3,7 +3,9 @@
 //! time-to-live per source and resource and a size bound in bytes).
 //!
 //! Every key starts with the caller's credential fingerprint, so one caller's
-//! answers never serve another. Errors are never stored. Concurrent misses
+//! answers never serve another. Errors are never stored. Optionally an
+//! expired item, location or stock answer stands in for a failing source
+//! (`stale_if_error`), reported to the caller; never after an auth failure. Concurrent misses
 //! for the same key cost one upstream call: ledger responses coalesce through
 //! moka's `or_try_insert_with`; entity lookups, which must stay batched,
 //! through a table of in-flight batches (`flights`) that later lookups join.
@@ -57,6 +59,10 @@ pub struct Ttls {
     pub ledger: Duration,
     pub item: Duration,
     pub location: Duration,
+    /// How long past its time-to-live an entity answer may stand in for a
+    /// failing source. Ledger pages never do: a stale page would hide the
+    /// entries written since, and the cursor would then move past them.
+    pub stale_if_error: Duration,
 }
 
 impl Ttls {
@@ -114,20 +120,35 @@ struct Stored {
     value: Option<Arc<dyn Any + Send + Sync>>,
     weight: u32,
     ttl: Duration,
+    /// Kept this long past `ttl`, only to stand in for a failing source.
+    stale_for: Duration,
+    stored_at: Instant,
 }
 
 /// Bookkeeping per entry, beside the value's own size.
 const ENTRY_OVERHEAD: usize = 128;
 
 impl Stored {
-    fn new<V: Serialize + Send + Sync + 'static>(key: &str, value: Option<V>, ttl: Duration) -> Self {
+    fn new<V: Serialize + Send + Sync + 'static>(key: &str, value: Option<V>, ttls: (Duration, Duration)) -> Self {
         let size = value.as_ref().map_or(0, approx_size);
-        Self::sized(key, value, size, ttl)
+        Self::sized(key, value, size, ttls)
     }
 
-    fn sized<V: Send + Sync + 'static>(key: &str, value: Option<V>, size: usize, ttl: Duration) -> Self {
+    /// `ttls`: how long the answer is fresh, then how long it may stand in
+    /// for a failing source.
+    fn sized<V: Send + Sync + 'static>(key: &str, value: Option<V>, size: usize, ttls: (Duration, Duration)) -> Self {
         let weight = u32::try_from(key.len() + size + ENTRY_OVERHEAD).unwrap_or(u32::MAX);
-        Self { value: value.map(|v| Arc::new(v) as Arc<dyn Any + Send + Sync>), weight, ttl }
+        let (ttl, stale_for) = ttls;
+        let value = value.map(|v| Arc::new(v) as Arc<dyn Any + Send + Sync>);
+        Self { value, weight, ttl, stale_for, stored_at: Instant::now() }
+    }
+
+    fn is_fresh(&self) -> bool {
+        self.stored_at.elapsed() < self.ttl
+    }
+
+    fn lifetime(&self) -> Duration {
+        self.ttl.saturating_add(self.stale_for)
     }
 
     /// The value as `V`; `None` for a cached absence (or, impossibly, another type).
@@ -140,22 +161,37 @@ impl Stored {
     }
 }
 
-/// Each entry lives for the time-to-live of its resource and source.
+/// Each entry lives for the time-to-live of its resource and source, plus
+/// its stale-if-error window.
 struct PerEntryTtl;
 
 impl Expiry<CacheKey, Stored> for PerEntryTtl {
     fn expire_after_create(&self, _: &CacheKey, value: &Stored, _: Instant) -> Option<Duration> {
-        Some(value.ttl)
+        Some(value.lifetime())
     }
 
     fn expire_after_update(&self, _: &CacheKey, value: &Stored, _: Instant, _: Option<Duration>) -> Option<Duration> {
-        Some(value.ttl)
+        Some(value.lifetime())
     }
+}
+
+/// What a lookup found, and whether an expired answer stood in for a
+/// failing source.
+#[derive(Debug)]
+pub struct Fetched<V> {
+    pub values: HashMap<String, V>,
+    /// Age of the oldest expired answer among `values`; `None`: all fresh.
+    pub stale_age: Option<Duration>,
 }
 
 /// What a batch fetch in flight will answer: every key it was started for
 /// (absent ones as `None`) plus whatever else the upstream returned.
-type FlightResult = Result<Arc<HashMap<String, Stored>>, UpstreamError>;
+struct Answers {
+    stored: HashMap<String, Stored>,
+    stale_age: Option<Duration>,
+}
+
+type FlightResult = Result<Arc<Answers>, UpstreamError>;
 type Flight = Shared<BoxFuture<'static, FlightResult>>;
 /// The keys a lookup fetches itself (with its new batch), and the keys it
 /// waits for in other lookups' batches.
@@ -190,6 +226,7 @@ impl UpstreamCache {
             ledger: secs(config.ledger_ttl_secs),
             item: secs(config.item_ttl_secs),
             location: secs(config.location_ttl_secs),
+            stale_if_error: secs(config.stale_if_error_secs),
         };
         let per_source = config
             .sources
@@ -199,6 +236,7 @@ impl UpstreamCache {
                     ledger: o.ledger_ttl_secs.map_or(defaults.ledger, secs),
                     item: o.item_ttl_secs.map_or(defaults.item, secs),
                     location: o.location_ttl_secs.map_or(defaults.location, secs),
+                    stale_if_error: o.stale_if_error_secs.map_or(defaults.stale_if_error, secs),
                 };
                 (name.clone(), ttls)
             })
@@ -217,19 +255,29 @@ impl UpstreamCache {
 
     /// How long `source` keeps answers of `resource`.
     pub fn ttl(&self, source: &SourceName, resource: Resource) -> Duration {
-        self.per_source.get(source.as_str()).unwrap_or(&self.defaults).of(resource)
+        self.ttls(source, resource).0
+    }
+
+    /// How long answers of `resource` from `source` are fresh, and how long
+    /// after that they may stand in for a failing source.
+    fn ttls(&self, source: &SourceName, resource: Resource) -> (Duration, Duration) {
+        let ttls = self.per_source.get(source.as_str()).unwrap_or(&self.defaults);
+        let stale = if resource == Resource::Ledger { Duration::ZERO } else { ttls.stale_if_error };
+        (ttls.of(resource), stale)
     }
 
     /// The values of `keys` in `scope` (keys the upstream does not know are
     /// left out). Misses are fetched by one call of `fetch`, unless another
     /// lookup is already fetching them: then this one waits for that answer.
     /// `fetch` may return more than it was asked; the extras are cached too.
+    /// When `fetch` fails in a way that allows it, expired answers of this
+    /// same scope (so this same caller) stand in, reported in `stale_age`.
     pub async fn get_or_fetch<V, F>(
         self: &Arc<Self>,
         scope: &Scope,
         keys: &[String],
         fetch: F,
-    ) -> Result<HashMap<String, V>, UpstreamError>
+    ) -> Result<Fetched<V>, UpstreamError>
     where
         V: Clone + Serialize + Send + Sync + 'static,
         F: FnOnce(Vec<String>) -> BoxFuture<'static, Result<HashMap<String, V>, UpstreamError>> + Send + 'static,
@@ -239,15 +287,16 @@ impl UpstreamCache {
         let mut seen = HashSet::new();
         for key in keys.iter().filter(|k| seen.insert(k.as_str())) {
             match self.store.get(&scope.key(key)).await {
-                Some(stored) => {
+                Some(stored) if stored.is_fresh() => {
                     found.extend(stored.get::<V>().map(|v| (key.clone(), v)));
                 }
-                None => missing.push(key.clone()),
+                _ => missing.push(key.clone()),
             }
         }
         scope.count("cache_hits_total", seen.len() - missing.len());
+        let mut stale_age = None;
         if missing.is_empty() {
-            return Ok(found);
+            return Ok(Fetched { values: found, stale_age });
         }
         let (owned, joined) = self.claim(scope, missing, fetch);
         scope.count("cache_misses_total", owned.as_ref().map_or(0, |(keys, _)| keys.len()));
@@ -255,11 +304,12 @@ impl UpstreamCache {
         let waits = owned.into_iter().chain(joined.into_iter().map(|(key, flight)| (vec![key], flight)));
         for (keys, flight) in waits {
             let answers = flight.await?;
+            stale_age = stale_age.max(answers.stale_age);
             for key in keys {
-                found.extend(answers.get(&key).and_then(Stored::get::<V>).map(|v| (key, v)));
+                found.extend(answers.stored.get(&key).and_then(Stored::get::<V>).map(|v| (key, v)));
             }
         }
-        Ok(found)
+        Ok(Fetched { values: found, stale_age })
     }
 
     /// Splits `missing` into keys another lookup is already fetching (joined)
@@ -302,11 +352,16 @@ impl UpstreamCache {
             // A batch that landed between our lookup and our claim already
             // answered some keys.
             let mut answers = HashMap::new();
+            let mut expired = HashMap::new();
             let mut missing = Vec::new();
             for key in &keys {
                 match cache.store.get(&scope.key(key)).await {
-                    Some(stored) => {
+                    Some(stored) if stored.is_fresh() => {
                         answers.insert(key.clone(), stored);
+                    }
+                    Some(stored) => {
+                        expired.insert(key.clone(), stored);
+                        missing.push(key.clone());
                     }
                     None => missing.push(key.clone()),
                 }
@@ -314,20 +369,25 @@ impl UpstreamCache {
             let fetched = if missing.is_empty() { Ok(HashMap::new()) } else { fetch(missing.clone()).await };
             let result = match fetched {
                 Ok(mut values) => {
-                    let ttl = cache.ttl(&scope.source, scope.resource);
+                    let ttls = cache.ttls(&scope.source, scope.resource);
                     let mut new = HashMap::new();
                     for key in missing {
                         let value = values.remove(&key);
-                        new.insert(key.clone(), Stored::new(&key, value, ttl));
+                        new.insert(key.clone(), Stored::new(&key, value, ttls));
                     }
                     for (key, value) in values {
-                        new.insert(key.clone(), Stored::new(&key, Some(value), ttl));
+                        new.insert(key.clone(), Stored::new(&key, Some(value), ttls));
                     }
-                    cache.store_all(&scope, &new, ttl).await;
+                    cache.store_all(&scope, &new, ttls.0).await;
                     answers.extend(new);
-                    Ok(Arc::new(answers))
+                    Ok(Arc::new(Answers { stored: answers, stale_age: None }))
                 }
-                Err(error) => Err(error),
+                Err(error) => stand_in(&scope, &error, &missing, expired)
+                    .map(|stale| {
+                        answers.extend(stale.stored);
+                        Arc::new(Answers { stored: answers, stale_age: stale.stale_age })
+                    })
+                    .ok_or(error),
             };
             cache.land(&scope, &keys, id);
             result
@@ -382,7 +442,7 @@ impl UpstreamCache {
             let (value, body) = fetch.await?;
             decoded = Some(value);
             let size = body.len();
-            Ok::<_, UpstreamError>(Stored::sized(url.as_str(), Some(body), size, ttl))
+            Ok::<_, UpstreamError>(Stored::sized(url.as_str(), Some(body), size, (ttl, Duration::ZERO)))
         };
         let entry =
             self.store.entry(scope.key(url.as_str())).or_try_insert_with(init).await.map_err(|e| (*e).clone())?;
@@ -392,6 +452,25 @@ impl UpstreamCache {
             None => decode(entry.value().get_ref::<Vec<u8>>().map_or(&[][..], Vec::as_slice)),
         }
     }
+}
+
+/// Expired answers for every key of a failed fetch, when the failure allows
+/// them (never an auth failure: a revoked caller must not keep reading) and
+/// there is one for each key; a partial answer would pass for a whole one.
+fn stand_in(
+    scope: &Scope,
+    error: &UpstreamError,
+    missing: &[String],
+    mut expired: HashMap<String, Stored>,
+) -> Option<Answers> {
+    if !error.failure.allows_stale_answers() || !missing.iter().all(|key| expired.contains_key(key)) {
+        return None;
+    }
+    let stored: HashMap<String, Stored> = missing.iter().filter_map(|key| expired.remove_entry(key)).collect();
+    let stale_age = stored.values().map(|s| s.stored_at.elapsed()).max();
+    scope.count("cache_stale_served_total", stored.len());
+    tracing::warn!(source = %scope.source, resource = scope.resource.label(), failure = ?error.failure, "serving expired answers for a failing source");
+    Some(Answers { stored, stale_age })
 }
 
 /// A caller's ledger read from one source, set around it by the registry.
@@ -458,7 +537,7 @@ mod tests {
     use crate::upstream::{FingerprintKey, UpstreamFailure};
 
     fn cache(ttl: Duration) -> Arc<UpstreamCache> {
-        let ttls = Ttls { ledger: ttl, item: ttl, location: ttl };
+        let ttls = Ttls { ledger: ttl, item: ttl, location: ttl, stale_if_error: Duration::ZERO };
         Arc::new(UpstreamCache::with_ttls(1 << 20, ttls, HashMap::new()))
     }
 
@@ -500,7 +579,7 @@ mod tests {
             cache.get_or_fetch(&scope, &wanted, fetcher(&calls, "b")),
         );
         assert_eq!(calls.load(Ordering::SeqCst), 1);
-        assert_eq!(a.unwrap(), b.unwrap());
+        assert_eq!(a.unwrap().values, b.unwrap().values);
     }
 
     #[tokio::test]
@@ -524,8 +603,8 @@ mod tests {
             cache.get_or_fetch(&scope, &first, record(&asked)),
             cache.get_or_fetch(&scope, &second, record(&asked)),
         );
-        assert_eq!(a.unwrap().len(), 2);
-        assert_eq!(b.unwrap().len(), 2);
+        assert_eq!(a.unwrap().values.len(), 2);
+        assert_eq!(b.unwrap().values.len(), 2);
         assert_eq!(*asked.lock().unwrap(), vec![keys(&["k1", "k2"]), keys(&["k3"])]);
     }
 
@@ -535,13 +614,13 @@ mod tests {
         let scope = scope(&FingerprintKey::random(), "alice");
         let calls = Arc::new(AtomicUsize::new(0));
         let wanted = keys(&["k1", "unknown"]);
-        let first = cache.get_or_fetch(&scope, &wanted, fetcher(&calls, "a")).await.unwrap();
-        let again = cache.get_or_fetch(&scope, &wanted, fetcher(&calls, "b")).await.unwrap();
+        let first = cache.get_or_fetch(&scope, &wanted, fetcher(&calls, "a")).await.unwrap().values;
+        let again = cache.get_or_fetch(&scope, &wanted, fetcher(&calls, "b")).await.unwrap().values;
         assert_eq!(first, HashMap::from([("k1".to_owned(), "k1@a".to_owned())]));
         assert_eq!(again, first);
         assert_eq!(calls.load(Ordering::SeqCst), 1, "the known absence of `unknown` is cached too");
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let later = cache.get_or_fetch(&scope, &wanted, fetcher(&calls, "c")).await.unwrap();
+        let later = cache.get_or_fetch(&scope, &wanted, fetcher(&calls, "c")).await.unwrap().values;
         assert_eq!(later["k1"], "k1@c");
         assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
@@ -552,8 +631,8 @@ mod tests {
         let key = FingerprintKey::random();
         let calls = Arc::new(AtomicUsize::new(0));
         let wanted = keys(&["k1"]);
-        let alice = cache.get_or_fetch(&scope(&key, "alice"), &wanted, fetcher(&calls, "alice")).await.unwrap();
-        let bob = cache.get_or_fetch(&scope(&key, "bob"), &wanted, fetcher(&calls, "bob")).await.unwrap();
+        let alice = cache.get_or_fetch(&scope(&key, "alice"), &wanted, fetcher(&calls, "alice")).await.unwrap().values;
+        let bob = cache.get_or_fetch(&scope(&key, "bob"), &wanted, fetcher(&calls, "bob")).await.unwrap().values;
         assert_eq!(alice["k1"], "k1@alice");
         assert_eq!(bob["k1"], "k1@bob");
         assert_eq!(calls.load(Ordering::SeqCst), 2);
@@ -575,9 +654,51 @@ mod tests {
         let error = cache.get_or_fetch(&scope, &keys(&["k1"]), failing).await.unwrap_err();
         assert_eq!(error.failure, UpstreamFailure::Unauthorized);
         let calls = Arc::new(AtomicUsize::new(0));
-        let found = cache.get_or_fetch(&scope, &keys(&["k1"]), fetcher(&calls, "a")).await.unwrap();
+        let found = cache.get_or_fetch(&scope, &keys(&["k1"]), fetcher(&calls, "a")).await.unwrap().values;
         assert_eq!(found["k1"], "k1@a");
         assert_eq!(calls.load(Ordering::SeqCst), 1);
+    }
+
+    fn failing(
+        failure: UpstreamFailure,
+    ) -> impl FnOnce(Vec<String>) -> BoxFuture<'static, Result<HashMap<String, String>, UpstreamError>> {
+        move |_| async move { Err(UpstreamError::new(&SourceName::new("src"), failure)) }.boxed()
+    }
+
+    /// Items fresh for 30 ms, then standing in for a failing source for a minute.
+    fn stale_if_error_cache() -> Arc<UpstreamCache> {
+        let (ttl, zero) = (Duration::from_millis(30), Duration::ZERO);
+        let ttls = Ttls { ledger: zero, item: ttl, location: ttl, stale_if_error: Duration::from_secs(60) };
+        Arc::new(UpstreamCache::with_ttls(1 << 20, ttls, HashMap::new()))
+    }
+
+    #[tokio::test]
+    async fn expired_answers_stand_in_only_for_every_key_and_only_for_outages() {
+        let cache = stale_if_error_cache();
+        let key = FingerprintKey::random();
+        let (alice, bob) = (scope(&key, "alice"), scope(&key, "bob"));
+        let (k1, both) = (keys(&["k1"]), keys(&["k1", "k2"]));
+        let calls = Arc::new(AtomicUsize::new(0));
+        cache.get_or_fetch(&alice, &k1, fetcher(&calls, "a")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(40)).await;
+
+        let stale = cache.get_or_fetch(&alice, &k1, failing(UpstreamFailure::Timeout)).await.unwrap();
+        assert_eq!(stale.values["k1"], "k1@a");
+        assert!(stale.stale_age.is_some_and(|age| age >= Duration::from_millis(30)));
+        for failure in [UpstreamFailure::Unauthorized, UpstreamFailure::Forbidden, UpstreamFailure::NotFound] {
+            let error = cache.get_or_fetch(&alice, &k1, failing(failure.clone())).await.unwrap_err();
+            assert_eq!(error.failure, failure);
+        }
+        // A key without an answer of its own fails the whole lookup.
+        let partial = cache.get_or_fetch(&alice, &both, failing(UpstreamFailure::Timeout)).await.unwrap_err();
+        assert_eq!(partial.failure, UpstreamFailure::Timeout);
+        // Another caller's answers never stand in.
+        let other = cache.get_or_fetch(&bob, &k1, failing(UpstreamFailure::Unavailable)).await.unwrap_err();
+        assert_eq!(other.failure, UpstreamFailure::Unavailable);
+        // An expired answer is refetched when the source answers.
+        let fresh = cache.get_or_fetch(&alice, &k1, fetcher(&calls, "b")).await.unwrap();
+        assert_eq!((fresh.values["k1"].as_str(), fresh.stale_age), ("k1@b", None));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
     }
 
     #[tokio::test]
@@ -594,7 +715,7 @@ mod tests {
         };
         cache.get_or_fetch(&scope, &keys(&["k1"]), with_neighbour).await.unwrap();
         let calls = Arc::new(AtomicUsize::new(0));
-        let found = cache.get_or_fetch(&scope, &keys(&["neighbour"]), fetcher(&calls, "a")).await.unwrap();
+        let found = cache.get_or_fetch(&scope, &keys(&["neighbour"]), fetcher(&calls, "a")).await.unwrap().values;
         assert_eq!(found["neighbour"], "next door");
         assert_eq!(calls.load(Ordering::SeqCst), 0);
     }

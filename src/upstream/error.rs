@@ -56,6 +56,17 @@ impl UpstreamFailure {
         matches!(self, Self::Timeout | Self::Unavailable | Self::RateLimited { .. })
     }
 
+    /// The source is down or overloaded, not refusing this caller: an
+    /// expired answer may stand in (`cache.stale_if_error_secs`). Never
+    /// for 401/403 or missing credentials, nor for answers that are final
+    /// (404, 422, 501).
+    pub fn allows_stale_answers(&self) -> bool {
+        matches!(
+            self,
+            Self::Timeout | Self::Unavailable | Self::RateLimited { .. } | Self::CircuitOpen { .. } | Self::BadResponse
+        )
+    }
+
     /// How long the client should wait before asking again, when known.
     pub fn retry_after(&self) -> Option<Duration> {
         match self {

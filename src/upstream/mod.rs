@@ -16,7 +16,7 @@ pub mod retry;
 
 pub use auth::{sensitive_header, Credentials, Fingerprint, FingerprintKey};
 pub use breaker::BreakerPolicy;
-pub use cache::{Resource, Scope, UpstreamCache};
+pub use cache::{Fetched, Resource, Scope, UpstreamCache};
 pub use client::{Call, HttpPolicy, UpstreamClient};
 pub use error::{UpstreamError, UpstreamFailure};
 pub use limiter::RateLimit;

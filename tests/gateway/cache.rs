@@ -131,3 +131,86 @@ async fn cache_hits_and_misses_are_exported_as_metrics() {
         }
     }
 }
+
+/// Items of the demo's Trackstar tenant, with an item TTL of one second
+/// and, when `stale_secs` is set, expired items standing in for a failing
+/// Trackstar that long.
+async fn items_app(stale_secs: Option<u64>) -> (TestApp, Vec<String>) {
+    let app = spawn_caching_app_with(small_data(), |config| {
+        config.cache.item_ttl_secs = 1;
+        config.cache.stale_if_error_secs = stale_secs.unwrap_or(0);
+    })
+    .await;
+    let tenant = app.mock.state.trackstar.tenant(ledger_gateway::mock::trackstar::ACCESS_TOKEN);
+    let ids = tenant.items.iter().take(3).map(|item| format!("trackstar:{}", item.id)).collect();
+    (app, ids)
+}
+
+/// Errors, each with `code`, and at least one.
+fn assert_only_code(body: &serde_json::Value, code: &str) {
+    let codes = error_codes(body);
+    assert!(!codes.is_empty() && codes.iter().all(|c| c == code), "{body}");
+}
+
+const ITEMS: &str = "query($ids: [ID!]!) { items(ids: $ids) { id name } }";
+const TOKEN_HEADER: &str = "x-trackstar-access-token";
+
+/// Warms the items, lets them expire, then makes every Trackstar call fail
+/// with `status` (and `headers`).
+async fn expire_then_fail(app: &TestApp, ids: &[String], status: u16) -> serde_json::Value {
+    let warm = app.query(ITEMS, json!({"ids": ids})).await;
+    assert!(warm["errors"].is_null(), "{warm}");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // A reset of the mock's counts also clears its fault rules: reset first.
+    app.reset_stats().await;
+    app.inject_faults(json!([{"upstream": "trackstar", "route": "/wms/inventory", "status": status}])).await;
+    warm
+}
+
+#[tokio::test]
+async fn expired_items_stand_in_for_a_failing_source_flagged_in_the_extensions() {
+    let (app, ids) = items_app(Some(60)).await;
+    let warm = expire_then_fail(&app, &ids, 503).await;
+    let body = app.query(ITEMS, json!({"ids": ids})).await;
+    assert!(body["errors"].is_null(), "{body}");
+    assert_eq!(body["data"], warm["data"]);
+    let stale = &body["extensions"]["staleSources"];
+    assert_eq!(stale[0]["source"], "trackstar", "{body}");
+    assert_eq!(stale[0]["resource"], "item", "{body}");
+    assert_eq!(stale[0]["ageSeconds"], 1, "{body}");
+    assert_eq!(stale.as_array().unwrap().len(), 1);
+    // The first attempt and its two retries, then the stand-in.
+    assert_eq!(app.calls_to("trackstar").await, 3);
+    assert!(warm["extensions"]["staleSources"].is_null(), "fresh answers are not flagged: {warm}");
+}
+
+#[tokio::test]
+async fn expired_answers_never_serve_another_caller_or_an_auth_failure() {
+    let (app, ids) = items_app(Some(60)).await;
+    expire_then_fail(&app, &ids, 503).await;
+    // Another caller has nothing of their own cached: the failure stands.
+    let other = app.query_with_headers(ITEMS, json!({"ids": ids}), &[(TOKEN_HEADER, "someone-else")]).await;
+    assert_only_code(&other, "UPSTREAM_UNAVAILABLE");
+    assert!(other["extensions"]["staleSources"].is_null(), "{other}");
+    assert!(other["data"]["items"].as_array().unwrap().iter().all(serde_json::Value::is_null), "{other}");
+
+    // A 401 means this caller may no longer read: nothing stands in.
+    app.reset_stats().await;
+    app.inject_faults(json!([{"upstream": "trackstar", "route": "/wms/inventory", "status": 401}])).await;
+    let revoked = app.query(ITEMS, json!({"ids": ids})).await;
+    assert_only_code(&revoked, "UPSTREAM_UNAUTHORIZED");
+    assert!(revoked["extensions"]["staleSources"].is_null(), "{revoked}");
+    assert_eq!(app.calls_to("trackstar").await, 1, "a 401 is neither retried nor cached");
+    let again = app.query(ITEMS, json!({"ids": ids})).await;
+    assert_only_code(&again, "UPSTREAM_UNAUTHORIZED");
+    assert_eq!(app.calls_to("trackstar").await, 2, "the 401 was not kept");
+}
+
+#[tokio::test]
+async fn without_stale_if_error_an_expired_item_is_never_served() {
+    let (app, ids) = items_app(None).await;
+    expire_then_fail(&app, &ids, 503).await;
+    let body = app.query(ITEMS, json!({"ids": ids})).await;
+    assert_only_code(&body, "UPSTREAM_UNAVAILABLE");
+    assert!(body["extensions"]["staleSources"].is_null(), "{body}");
+}
