@@ -90,31 +90,18 @@ mod tests {
     use chrono::{TimeZone, Utc};
 
     use super::*;
-    use crate::model::{Amounts, EventType, SourceKind, SourceName};
+    use crate::model::{EventType, SourceKind, SourceName};
 
     fn entry(source: &str, id: usize) -> LedgerEntry {
-        LedgerEntry {
-            source: SourceName::new(source),
-            source_kind: SourceKind::Trackstar,
-            native_id: format!("{id:04}"),
-            // Interleaved dates across the two sources, with ties.
-            entry_date: Some(
-                Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap() - chrono::Duration::hours((id / 2) as i64),
-            ),
-            event_type: EventType::Other,
-            raw_event_type: None,
-            quantity: None,
-            amounts: Amounts::default(),
-            sku: None,
-            item_ref: None,
-            warehouse_id: None,
-            location_id: None,
-            document: None,
-            description: None,
-            created_at: None,
-            updated_at: None,
-            additional_fields: serde_json::Value::Null,
-        }
+        // Interleaved dates across the two sources, with ties.
+        let date = Utc.with_ymd_and_hms(2025, 1, 1, 0, 0, 0).unwrap() - chrono::Duration::hours((id / 2) as i64);
+        LedgerEntry::new(
+            SourceName::new(source),
+            SourceKind::Trackstar,
+            format!("{id:04}"),
+            Some(date),
+            EventType::Other,
+        )
     }
 
     /// What a source's driver returns: its next `want` entries after `position`.

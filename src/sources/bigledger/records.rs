@@ -273,25 +273,8 @@ fn number(value: Option<Decimal>) -> Option<Value> {
 
 /// An entry with the fields every synthesized entry shares.
 fn entry(source: &SourceName, id: &EntryId, event_type: EventType, raw_event_type: String) -> LedgerEntry {
-    LedgerEntry {
-        source: source.clone(),
-        source_kind: SourceKind::Bigledger,
-        native_id: id.to_string(),
-        entry_date: None,
-        event_type,
-        raw_event_type: Some(raw_event_type),
-        quantity: None,
-        amounts: Amounts::default(),
-        sku: None,
-        item_ref: None,
-        warehouse_id: None,
-        location_id: None,
-        document: None,
-        description: None,
-        created_at: None,
-        updated_at: None,
-        additional_fields: Value::Null,
-    }
+    let entry = LedgerEntry::new(source.clone(), SourceKind::Bigledger, id.to_string(), None, event_type);
+    LedgerEntry { raw_event_type: Some(raw_event_type), ..entry }
 }
 
 impl AdjustmentRecord {

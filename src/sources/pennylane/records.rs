@@ -88,25 +88,23 @@ impl LedgerEntryRecord {
             "status": self.status,
             "due_date": self.due_date,
         });
+        // Day precision: midnight UTC, as the unified model documents.
+        let entry_date = self.date.map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc());
+        let entry = LedgerEntry::new(
+            source.clone(),
+            SourceKind::Pennylane,
+            self.id.to_string(),
+            entry_date,
+            EventType::Journal,
+        );
         LedgerEntry {
-            source: source.clone(),
-            source_kind: SourceKind::Pennylane,
-            native_id: self.id.to_string(),
-            // Day precision: midnight UTC, as the unified model documents.
-            entry_date: self.date.map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc()),
-            event_type: EventType::Journal,
             raw_event_type: journal.map(|id| format!("journal:{id}")),
-            quantity: None,
-            amounts: Amounts::default(),
-            sku: None,
-            item_ref: None,
-            warehouse_id: None,
-            location_id: None,
             document: self.piece_number.map(|number| DocumentRef { kind: Some("piece".into()), number: Some(number) }),
             description: self.label,
             created_at: self.created_at,
             updated_at: self.updated_at,
             additional_fields,
+            ..entry
         }
     }
 }
