@@ -50,18 +50,22 @@ struct Args {
     no_faults: bool,
 }
 
-/// The default mix: every kind of fault, at rates a bad day might bring.
+/// The default mix: every kind of fault on every upstream, at rates a bad
+/// day might bring.
 fn default_faults() -> Value {
-    json!([
-        {"upstream": "trackstar", "status": 503, "rate": 0.04},
-        {"upstream": "trackstar", "status": 429, "headers": {"retry-after": "1"}, "rate": {"every": 50}},
-        {"upstream": "trackstar", "latency_ms": 400, "rate": 0.03},
-        {"upstream": "trackstar", "body": "malformed_json", "rate": 0.01},
-        {"upstream": "trackstar", "body": "truncated", "rate": 0.01},
-        {"upstream": "trackstar", "body": "html", "rate": 0.005},
-        // One tenant's credential is broken for good: its circuit opens.
-        {"upstream": "trackstar", "credential": "soak-tenant-0", "status": 500},
-    ])
+    let per_upstream = ["trackstar", "business-central", "bigledger", "pennylane"].into_iter().flat_map(|upstream| {
+        [
+            json!({"upstream": upstream, "status": 503, "rate": 0.04}),
+            json!({"upstream": upstream, "status": 429, "headers": {"retry-after": "1"}, "rate": {"every": 50}}),
+            json!({"upstream": upstream, "latency_ms": 400, "rate": 0.03}),
+            json!({"upstream": upstream, "body": "malformed_json", "rate": 0.01}),
+            json!({"upstream": upstream, "body": "truncated", "rate": 0.01}),
+            json!({"upstream": upstream, "body": "html", "rate": 0.005}),
+        ]
+    });
+    // One tenant's credential is broken for good: its circuit opens.
+    let broken = json!({"upstream": "trackstar", "credential": "soak-tenant-0", "status": 500});
+    Value::Array(per_upstream.chain([broken]).collect())
 }
 
 #[derive(Debug, Default)]
@@ -94,7 +98,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
     let mock = Mock::start_on(loopback, MockOptions { entries: args.entries, seed: 42, anchor: today() }).await?;
 
-    // Two sources on the mock with different tenants, so partial pages happen.
+    // The demo's four sources plus a second Trackstar tenant, so partial
+    // pages happen.
     let mut config = Config { sources: mock.sources_config(), ..Config::default() };
     config.server.request_timeout_ms = 5000;
     let mut second = config.sources["trackstar"].clone();
@@ -235,7 +240,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
             fields.remove("matched");
             fields.remove("fired");
         }
-        println!("  {:>6} of {:>6}  {}", rule["fired"], rule["matched"], shown);
+        let upstream = rule["upstream"].as_str().unwrap_or("?");
+        println!("  {:>6} of {:>6}  {upstream:<16} {shown}", rule["fired"], rule["matched"]);
     }
     let show = |kib: Option<u64>| kib.map_or("?".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
     println!("resident memory: {} at start, {} at end", show(rss_start), show(rss_end));
