@@ -246,7 +246,8 @@ fn dialect_sources() -> &'static Vec<Arc<dyn Source>> {
 
 fn ledger_filter(input: &mut Input<'_>) -> LedgerFilter {
     let names = ["trackstar", "business-central", "bigledger", "pennylane", "nope"];
-    let global_id = |input: &mut Input<'_>| format!("{}:{}", names[input.below(names.len())], input.string(12));
+    // Long enough for a BC GUID (36) and a BigLedger entry id.
+    let global_id = |input: &mut Input<'_>| format!("{}:{}", names[input.below(names.len())], input.string(40));
     let set = |values: Vec<String>| values.into_iter().collect::<BTreeSet<_>>();
     let event_types = <EventType as async_graphql::resolver_utils::EnumType>::items();
     LedgerFilter {
