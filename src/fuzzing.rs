@@ -22,11 +22,11 @@ use url::Url;
 
 use crate::config::{Config, SourceConfig};
 use crate::ledger::{plan, Cursor, LedgerFilter, SourceFilter, TimeRange};
-use crate::model::{EventType, SortKey, SourceKind};
+use crate::model::{EventType, SortKey, SourceKind, SourceName};
 use crate::schema::{build_schema, limits::Limits, LedgerSchema};
 use crate::server::request::{decode_body, decode_query_string};
 use crate::sources::window::Window;
-use crate::sources::{trackstar, Registry, ScanRequest, Source};
+use crate::sources::{bigledger, business_central, pennylane, trackstar, Registry, ScanRequest, Source};
 use crate::upstream::{Credentials, FingerprintKey};
 
 /// A fuzz target: panics when an invariant breaks.
@@ -143,6 +143,8 @@ pub struct FilterCase {
     pub window: Window,
     pub page_token: Option<String>,
     pub limit: usize,
+    /// Where the scan continues, from a cursor.
+    pub position: Option<SortKey>,
 }
 
 /// A connector's filter translation, as the fuzz target drives it.
@@ -153,12 +155,69 @@ pub struct Dialect {
 }
 
 /// Every connector's native query translation. One line per connector.
-pub const DIALECTS: &[Dialect] = &[Dialect {
-    kind: SourceKind::Trackstar,
-    ledger_params: |case| {
-        trackstar::query::ledger_params(&case.filter, case.window, case.page_token.as_deref(), case.limit)
+pub const DIALECTS: &[Dialect] = &[
+    Dialect {
+        kind: SourceKind::Trackstar,
+        ledger_params: |case| {
+            trackstar::query::ledger_params(&case.filter, case.window, case.page_token.as_deref(), case.limit)
+        },
     },
-}];
+    Dialect { kind: SourceKind::BusinessCentral, ledger_params: business_central_params },
+    Dialect { kind: SourceKind::Bigledger, ledger_params: bigledger_params },
+    Dialect { kind: SourceKind::Pennylane, ledger_params: pennylane_params },
+];
+
+/// The query of every ledger read Business Central is sent (one per
+/// `$filter` chunk), as decoded from the URLs the connector builds.
+fn business_central_params(case: &FilterCase) -> Vec<(String, String)> {
+    static SOURCE: OnceLock<business_central::BusinessCentral> = OnceLock::new();
+    let source = SOURCE.get_or_init(|| {
+        let base_url = "https://api.businesscentral.dynamics.com/v2.0/tenant/production/api/v2.0/\
+                        companies(00000000-0000-0000-0000-000000000000)/";
+        let config = serde_json::json!({"kind": SourceKind::BusinessCentral, "base_url": base_url});
+        let config: SourceConfig = serde_json::from_value(config).expect("a minimal source config");
+        business_central::BusinessCentral::new(SourceName::new("business-central"), &config)
+    });
+    let query = source.ledger_query(&case.filter, case.position.as_ref());
+    query
+        .filters
+        .iter()
+        .flat_map(|filter| source.ledger_url(filter).query_pairs().into_owned().collect::<Vec<_>>())
+        .collect()
+}
+
+/// The first page of each BigLedger list a window reads, keys prefixed by
+/// the list; none when no entry can match or the window holds no day.
+fn bigledger_params(case: &FilterCase) -> Vec<(String, String)> {
+    use bigledger::query::{adjustment_params, day_range, ledger_query, transfer_params};
+    let (Some(query), Some(days)) = (ledger_query(&case.filter), day_range(case.window)) else { return Vec::new() };
+    let cursor = case.page_token.as_deref();
+    let adjustments = query.adjustments.then(|| adjustment_params(&query, days, case.limit, cursor));
+    let transfers = query.transfers.then(|| transfer_params(&query, days, case.limit, cursor));
+    let mut params = prefixed("adjustments", adjustments.unwrap_or_default());
+    params.extend(prefixed("transfers", transfers.unwrap_or_default()));
+    params
+}
+
+/// The first page of each Pennylane ledger read a scan starts with (one
+/// per id chunk), keys prefixed by the read's index.
+fn pennylane_params(case: &FilterCase) -> Vec<(String, String)> {
+    use pennylane::query::{list_params, NEWEST_FIRST};
+    let request =
+        ScanRequest { filter: case.filter.clone(), position: case.position.clone(), want: case.limit, hint: None };
+    let reads = pennylane::first_reads(&request).into_iter().enumerate();
+    reads
+        .flat_map(|(read, conditions)| {
+            let params = list_params(&conditions, Some(NEWEST_FIRST), case.limit, case.page_token.as_deref());
+            prefixed(&read.to_string(), params)
+        })
+        .collect()
+}
+
+/// `params` with `prefix.` before each key, to tell several requests apart.
+fn prefixed(prefix: &str, params: Vec<(String, String)>) -> Vec<(String, String)> {
+    params.into_iter().map(|(key, value)| (format!("{prefix}.{key}"), value)).collect()
+}
 
 /// One source per dialect, named after its kind, pointing nowhere (the
 /// target never awaits a call).
@@ -187,7 +246,8 @@ fn dialect_sources() -> &'static Vec<Arc<dyn Source>> {
 
 fn ledger_filter(input: &mut Input<'_>) -> LedgerFilter {
     let names = ["trackstar", "business-central", "bigledger", "pennylane", "nope"];
-    let global_id = |input: &mut Input<'_>| format!("{}:{}", names[input.below(names.len())], input.string(12));
+    // Long enough for a BC GUID (36) and a BigLedger entry id.
+    let global_id = |input: &mut Input<'_>| format!("{}:{}", names[input.below(names.len())], input.string(40));
     let set = |values: Vec<String>| values.into_iter().collect::<BTreeSet<_>>();
     let event_types = <EventType as async_graphql::resolver_utils::EnumType>::items();
     LedgerFilter {
@@ -218,14 +278,20 @@ pub fn filters(data: &[u8]) {
     let key = FingerprintKey::random();
     for (dialect, source) in DIALECTS.iter().zip(dialect_sources()) {
         let Some(planned) = plan(source.name().as_str(), source.capabilities(), &filter) else { continue };
-        let case = FilterCase { filter: planned.filter, window, page_token: page_token.clone(), limit };
+        let case = FilterCase {
+            filter: planned.filter,
+            window,
+            page_token: page_token.clone(),
+            limit,
+            position: position.clone(),
+        };
         let params = (dialect.ledger_params)(&case);
         assert_eq!(params, (dialect.ledger_params)(&case), "{:?}: translation is not deterministic", dialect.kind);
         assert_survives_a_url(&params);
         let credentials: BTreeMap<_, _> =
             source.credential_fields().iter().map(|f| ((*f).to_owned(), "fuzz".to_owned().into())).collect();
         let credentials = Credentials::new(&key, credentials);
-        let request = ScanRequest { filter: case.filter, position: position.clone(), want, hint: hint.clone() };
+        let request = ScanRequest { filter: case.filter, position: case.position, want, hint: hint.clone() };
         drop(source.scan(&credentials, request));
     }
 }

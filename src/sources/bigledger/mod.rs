@@ -6,7 +6,7 @@
 //! delivery, which the window walk allows for with the skew in `query.rs`.
 //! Items and locations have no batch lookup: one GET per key, a few at once.
 
-mod query;
+pub mod query;
 mod records;
 #[cfg(test)]
 mod tests;

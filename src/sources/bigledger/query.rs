@@ -78,20 +78,15 @@ pub fn ledger_query(filter: &SourceFilter) -> Option<LedgerQuery> {
     (query.adjustments || query.transfers).then_some(query)
 }
 
-/// `range` narrowed to the entry dates the documents of `ids` can have.
+/// `range` narrowed to the entry dates the documents of `ids` can have. A
+/// side stays as it was when some id's skew reaches past chrono's range.
 fn narrowed_to(range: &TimeRange, ids: &[EntryId]) -> TimeRange {
-    let spans = ids.iter().map(|id| {
-        let day = midnight(id.date());
-        let axis = axis(matches!(id, EntryId::Transfer { .. }));
-        (day - axis.lead, day + axis.lag)
-    });
-    let (low, high) =
-        spans.fold((None, None), |(low, high): (Option<DateTime<Utc>>, Option<DateTime<Utc>>), (l, h)| {
-            (Some(low.map_or(l, |low| low.min(l))), Some(high.map_or(h, |high| high.max(h))))
-        });
+    let spans = ids.iter().map(|id| (midnight(id.date()), axis(matches!(id, EntryId::Transfer { .. }))));
+    let low: Option<Vec<_>> = spans.clone().map(|(day, axis)| day.checked_sub_signed(axis.lead)).collect();
+    let high: Option<Vec<_>> = spans.map(|(day, axis)| day.checked_add_signed(axis.lag)).collect();
     let mut narrowed = range.clone();
-    narrowed.gte = narrowed.gte.into_iter().chain(low).max();
-    narrowed.lte = narrowed.lte.into_iter().chain(high).min();
+    narrowed.gte = narrowed.gte.into_iter().chain(low.into_iter().flatten().min()).max();
+    narrowed.lte = narrowed.lte.into_iter().chain(high.into_iter().flatten().max()).min();
     narrowed
 }
 

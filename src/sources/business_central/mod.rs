@@ -5,7 +5,7 @@
 //! complete only above its oldest day (`Watermark::After`). Item ledger
 //! entries carry no location in v2.0, and items are keyed by item number.
 
-mod query;
+pub mod query;
 mod records;
 #[cfg(test)]
 mod tests;
@@ -107,7 +107,7 @@ impl BusinessCentral {
     }
 
     /// The ordered ledger read for one `$filter`.
-    fn ledger_url(&self, filter: &str) -> Url {
+    pub fn ledger_url(&self, filter: &str) -> Url {
         let filter = Some(("$filter", filter.to_owned())).filter(|(_, f)| !f.is_empty());
         let params: Vec<(&str, String)> = filter.into_iter().chain([("$orderby", ORDER_BY.to_owned())]).collect();
         self.url("itemLedgerEntries", &params)
@@ -207,7 +207,7 @@ impl BusinessCentral {
     }
 
     /// The reads for `filter` after `position`, each URL short enough.
-    fn ledger_query(&self, filter: &SourceFilter, position: Option<&SortKey>) -> query::LedgerQuery {
+    pub fn ledger_query(&self, filter: &SourceFilter, position: Option<&SortKey>) -> query::LedgerQuery {
         let fits = |filter: &str| self.ledger_url(filter).as_str().len() <= MAX_URL_LEN;
         query::ledger_query(filter, position, &fits)
     }

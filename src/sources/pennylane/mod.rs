@@ -21,7 +21,7 @@
 //!   lines have no date to bound them by, so those come per entry, only for
 //!   the entries a page can use.
 
-mod query;
+pub mod query;
 mod records;
 #[cfg(test)]
 mod tests;
@@ -492,6 +492,16 @@ fn first_stage(request: &ScanRequest) -> Stage {
         Some(Some(at)) => walk(days.up_to(at.date_naive())),
         Some(None) if undated_may_match => undated_read(),
         Some(None) => Stage::Done,
+    }
+}
+
+/// The conditions of the ledger reads a scan for `request` starts with,
+/// one list per read (several: id chunks); none when it reads nothing.
+pub fn first_reads(request: &ScanRequest) -> Vec<Vec<Condition>> {
+    match first_stage(request) {
+        Stage::Dated { walk, .. } => vec![walk.days.conditions()],
+        Stage::Held(read) => read.queries.into(),
+        Stage::Done => Vec::new(),
     }
 }
 
