@@ -200,8 +200,12 @@ impl BigLedger {
         let day = midnight(record.date);
         let axis = query::axis(true);
         let (transfer, entries) = (record.id.clone(), record.into_entries(&self.name));
+        // Checked: an upstream date at the end of chrono's range is data, not a crash.
+        let before = day.checked_sub_signed(axis.lead);
+        let after = day.checked_add_signed(axis.lag);
+        let outside = |at| before.is_some_and(|low| at < low) || after.is_some_and(|high| at > high);
         for entry in &entries {
-            if entry.entry_date.is_some_and(|at| at < day - axis.lead || at > day + axis.lag) {
+            if entry.entry_date.is_some_and(outside) {
                 warn!(source = %self.name, %transfer, entry = %entry.native_id, "transfer entry dated outside the assumed skew");
             }
         }
