@@ -48,6 +48,15 @@ struct Args {
     /// Run without faults.
     #[arg(long, conflicts_with = "faults")]
     no_faults: bool,
+    /// Time-to-live of cached items and locations. Shorter than the run, so
+    /// the cache reaches its steady size inside it: memory that still grows
+    /// after that is a leak, not a filling cache.
+    #[arg(long, default_value_t = 60)]
+    entity_ttl_secs: u64,
+    /// The cache's size bound (`cache.max_bytes`), MiB. Resident memory
+    /// levels off at about the process's base plus this.
+    #[arg(long, default_value_t = 64)]
+    cache_max_mib: u64,
 }
 
 /// The default mix: every kind of fault on every upstream, at rates a bad
@@ -102,6 +111,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     // pages happen.
     let mut config = Config { sources: mock.sources_config(), ..Config::default() };
     config.server.request_timeout_ms = 5000;
+    config.cache.item_ttl_secs = args.entity_ttl_secs;
+    config.cache.location_ttl_secs = args.entity_ttl_secs;
+    config.cache.max_bytes = args.cache_max_mib * 1024 * 1024;
     let mut second = config.sources["trackstar"].clone();
     second.credentials.insert("access_token".into(), SecretString::from("soak-second-tenant"));
     config.sources.insert("trackstar-eu".into(), second);
