@@ -77,6 +77,10 @@ impl HttpPolicy {
     }
 }
 
+/// Idle connections kept per upstream host, and for how long.
+const IDLE_CONNECTIONS_PER_HOST: usize = 8;
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A connector's reading of its own error bodies, for the cases a status code
 /// alone gets wrong (an expired page token sent back as a 422, say).
 pub type ErrorDialect = fn(StatusCode, &[u8]) -> Option<UpstreamFailure>;
@@ -147,6 +151,11 @@ impl UpstreamClient {
         let http = reqwest::Client::builder()
             .connect_timeout(policy.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
+            // Each idle connection keeps its read buffer (as large as the
+            // largest body it read): bursts of slow upstream answers would
+            // otherwise leave a growing pool behind them.
+            .pool_max_idle_per_host(IDLE_CONNECTIONS_PER_HOST)
+            .pool_idle_timeout(IDLE_CONNECTION_TIMEOUT)
             .user_agent(concat!("ledger-gateway/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("static reqwest configuration is valid");
