@@ -177,9 +177,10 @@ impl UpstreamClient {
         let decode = |body: &[u8]| self.decode::<T>(call, body);
         // Within a ledger read, the same caller's identical GET is answered
         // from the shared cache for a few seconds (see `cache::reuse_json`);
-        // the body is kept for that, decoded once per attempt here so a
-        // malformed one counts against the source like any failure.
-        let fetch = self.execute(call, |body| Ok((decode(body)?, body.to_vec())));
+        // the body is kept for that (moved, not copied), decoded once per
+        // attempt here so a malformed one counts against the source like any
+        // failure.
+        let fetch = self.execute(call, |body: Vec<u8>| Ok((decode(&body)?, body)));
         super::cache::reuse_json(&self.source, &call.url, fetch, |body| decode(body).map_err(|f| self.error(f))).await
     }
 
@@ -193,7 +194,7 @@ impl UpstreamClient {
     async fn execute<T>(
         &self,
         call: &Call,
-        decode: impl Fn(&[u8]) -> Result<T, UpstreamFailure>,
+        decode: impl Fn(Vec<u8>) -> Result<T, UpstreamFailure>,
     ) -> Result<T, UpstreamError> {
         let deadline = deadline::current();
         self.guards.budget.deposit();
@@ -251,7 +252,7 @@ impl UpstreamClient {
         &self,
         call: &Call,
         deadline: Option<Instant>,
-        decode: &impl Fn(&[u8]) -> Result<T, UpstreamFailure>,
+        decode: &impl Fn(Vec<u8>) -> Result<T, UpstreamFailure>,
     ) -> Result<T, UpstreamFailure> {
         if deadline.is_some_and(|deadline| deadline <= Instant::now()) {
             return Err(UpstreamFailure::Timeout);
@@ -274,7 +275,7 @@ impl UpstreamClient {
         if timeout.is_zero() {
             return Err(UpstreamFailure::Timeout);
         }
-        let result = self.attempt(call, timeout).await.and_then(|body| decode(&body));
+        let result = self.attempt(call, timeout).await.and_then(decode);
         let outcome = match &result {
             // Cut short by our own deadline: says nothing about the upstream.
             Err(UpstreamFailure::Timeout) if timeout < self.policy.request_timeout => Outcome::Inconclusive,
