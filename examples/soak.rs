@@ -1,7 +1,9 @@
-//! Soak test: the gateway and the mock upstreams in this process, on
-//! 127.0.0.1 only, with faults injected into the mock, under a fixed request
-//! rate for a bounded time. Reports responses by error code, latency
-//! percentiles, upstream calls, and resident memory at start and end.
+//! Soak test: the gateway in a child process, the mock upstreams and the
+//! load in this one, on 127.0.0.1 only, with faults injected into the mock,
+//! under a fixed request rate for a bounded time. Reports responses by error
+//! code, latency percentiles, upstream calls, and the gateway's resident
+//! memory every 10 s. The gateway runs alone in its process so that the
+//! memory measured is its own, not the mock's or the load generator's.
 //!
 //! ```sh
 //! scripts/soak                                   # 60 s at 5 requests/s
@@ -11,8 +13,10 @@
 
 use std::collections::BTreeMap;
 use std::error::Error;
+use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -22,8 +26,9 @@ use ledger_gateway::mock::trackstar::ACCESS_TOKEN;
 use ledger_gateway::mock::{fixtures::today, Mock, MockOptions};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
+use tokio::task::JoinSet;
 
 const LEDGER_PAGE: &str = include_str!("../tests/queries/LedgerPage.graphql");
 const ENTRY: &str = "query($id: ID!) { ledgerEntry(id: $id) { id quantity } }";
@@ -57,6 +62,11 @@ struct Args {
     /// levels off at about the process's base plus this.
     #[arg(long, default_value_t = 64)]
     cache_max_mib: u64,
+    /// Run only the gateway: its configuration (JSON) is the first line of
+    /// stdin, it prints the address it listens on, and it exits when stdin
+    /// closes. The soak starts itself this way.
+    #[arg(long, hide = true)]
+    gateway: bool,
 }
 
 /// The default mix: every kind of fault on every upstream, at rates a bad
@@ -87,10 +97,72 @@ struct Tally {
     codes: BTreeMap<String, u64>,
 }
 
-fn resident_kib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    line.split_whitespace().nth(1)?.parse().ok()
+const LOOPBACK: SocketAddr = SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 0);
+
+/// The gateway under soak, in a child process of its own.
+struct Gateway {
+    child: Child,
+    /// Held open: the child stops when it closes, even if this process dies.
+    _stdin: ChildStdin,
+    url: String,
+}
+
+impl Gateway {
+    fn spawn(config: &Config) -> Result<Self, Box<dyn Error>> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("--gateway")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let mut stdin = child.stdin.take().ok_or("no stdin to the gateway")?;
+        writeln!(stdin, "{}", config_with_credentials(config)?)?;
+        let mut addr = String::new();
+        BufReader::new(child.stdout.take().ok_or("no stdout from the gateway")?).read_line(&mut addr)?;
+        let addr: SocketAddr = addr.trim().parse().map_err(|_| format!("the gateway did not start: {addr:?}"))?;
+        Ok(Gateway { child, _stdin: stdin, url: format!("http://{addr}/graphql") })
+    }
+
+    fn resident_kib(&self) -> Option<u64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+        line.split_whitespace().nth(1)?.parse().ok()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The configuration as JSON for the child. `Config` serializes credentials
+/// redacted, so they are put back here.
+fn config_with_credentials(config: &Config) -> Result<String, Box<dyn Error>> {
+    let mut value = serde_json::to_value(config)?;
+    for (name, source) in &config.sources {
+        for (field, secret) in &source.credentials {
+            value["sources"][name]["credentials"][field] = json!(secret.expose_secret());
+        }
+    }
+    Ok(value.to_string())
+}
+
+/// The child's side of [`Gateway::spawn`].
+async fn serve_gateway() -> Result<(), Box<dyn Error>> {
+    let mut line = String::new();
+    std::io::stdin().read_line(&mut line)?;
+    let config: Config = serde_json::from_str(&line)?;
+    config.validate()?;
+    let app = ledger_gateway::app(&config)?;
+    let listener = tokio::net::TcpListener::bind(LOOPBACK).await?;
+    println!("{}", listener.local_addr()?);
+    std::thread::spawn(|| {
+        let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
+        std::process::exit(0);
+    });
+    axum::serve(listener, app).await?;
+    Ok(())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -104,8 +176,10 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn Error>> {
     let args = Args::parse();
-    let loopback = SocketAddr::from(([127, 0, 0, 1], 0));
-    let mock = Mock::start_on(loopback, MockOptions { entries: args.entries, seed: 42, anchor: today() }).await?;
+    if args.gateway {
+        return serve_gateway().await;
+    }
+    let mock = Mock::start_on(LOOPBACK, MockOptions { entries: args.entries, seed: 42, anchor: today() }).await?;
 
     // The demo's four sources plus a second Trackstar tenant, so partial
     // pages happen.
@@ -121,10 +195,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
         source.http.request_timeout_ms = 2000;
         source.http.breaker.cool_down_ms = 5000;
     }
-    let app = ledger_gateway::app(&config)?;
-    let listener = tokio::net::TcpListener::bind(loopback).await?;
-    let gateway = format!("http://{}/graphql", listener.local_addr()?);
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let gateway_process = Gateway::spawn(&config)?;
+    let gateway = gateway_process.url.clone();
 
     let client = reqwest::Client::builder().timeout(Duration::from_secs(30)).build()?;
     let mock_url = format!("http://{}", mock.addr);
@@ -144,7 +216,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         return Err(format!("fault rules refused: {}", installed.text().await?).into());
     }
 
-    let rss_start = resident_kib();
+    let rss_start = gateway_process.resident_kib();
     println!(
         "soak: {} s at {} requests/s against {gateway}, {} fault rules, rss {} KiB at start",
         args.duration_secs,
@@ -159,14 +231,14 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let mut ticks = tokio::time::interval(Duration::from_secs(1) / args.rate.max(1));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     let started = Instant::now();
-    let mut tasks = Vec::new();
+    let mut tasks = JoinSet::new();
     let mut sent = 0u64;
     // Resident memory every ten seconds: growth that does not level off is a leak.
     let mut rss_series = Vec::new();
     while started.elapsed() < Duration::from_secs(args.duration_secs) {
         ticks.tick().await;
         if sent % (u64::from(args.rate.max(1)) * 10) == 0 {
-            rss_series.push(resident_kib().unwrap_or_default() / 1024);
+            rss_series.push(gateway_process.resident_kib().unwrap_or_default() / 1024);
         }
         sent += 1;
         let (client, gateway, tally, cursors) = (client.clone(), gateway.clone(), tally.clone(), cursors.clone());
@@ -174,7 +246,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         let lookup = rng.random_bool(0.2).then(|| ids[rng.random_range(0..ids.len())].clone());
         // Some callers bring their own token: per-credential limits and circuits.
         let token = rng.random_bool(0.1).then(|| format!("soak-tenant-{}", rng.random_range(0..5)));
-        tasks.push(tokio::spawn(async move {
+        // Finished requests are reaped as the load goes, so the load
+        // generator's own memory stays flat too.
+        while tasks.try_join_next().is_some() {}
+        tasks.spawn(async move {
             let body = match &lookup {
                 Some(id) => json!({"query": ENTRY, "variables": {"id": id}}),
                 None => {
@@ -220,13 +295,11 @@ async fn main() -> Result<(), Box<dyn Error>> {
                     }
                 }
             }
-        }));
+        });
     }
-    for task in tasks {
-        let _ = task.await;
-    }
+    while tasks.join_next().await.is_some() {}
     let elapsed = started.elapsed();
-    let rss_end = resident_kib();
+    let rss_end = gateway_process.resident_kib();
 
     let stats: Value = client.get(format!("{mock_url}/__mock/stats")).send().await?.json().await?;
     let fired: Value = client.get(format!("{mock_url}/__mock/faults")).send().await?.json().await?;
@@ -256,7 +329,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
         println!("  {:>6} of {:>6}  {upstream:<16} {shown}", rule["fired"], rule["matched"]);
     }
     let show = |kib: Option<u64>| kib.map_or("?".into(), |k| format!("{:.1} MiB", k as f64 / 1024.0));
-    println!("resident memory: {} at start, {} at end", show(rss_start), show(rss_end));
-    println!("resident memory every 10 s (MiB): {rss_series:?}");
+    println!("gateway resident memory: {} at start, {} at end", show(rss_start), show(rss_end));
+    println!("gateway resident memory every 10 s (MiB): {rss_series:?}");
     Ok(())
 }
