@@ -146,14 +146,13 @@ mod tests {
     use crate::config::CacheConfig;
     use crate::ledger::{Pushdown, SourceFilter, Support, Watermark};
     use crate::model::{LedgerEntry, SourceKind, SourceName};
-    use crate::sources::{Batch, LedgerScan, ScanRequest};
+    use crate::sources::{Batch, LedgerScan, ScanRequest, SourceInfo};
     use crate::upstream::FingerprintKey;
 
     /// A source whose item lookups record their keys and how many run at once.
     #[derive(Debug)]
     struct Recording {
-        name: SourceName,
-        capabilities: Capabilities,
+        info: SourceInfo,
         calls: Mutex<Vec<usize>>,
         in_flight: AtomicUsize,
         most_in_flight: AtomicUsize,
@@ -173,8 +172,12 @@ mod tests {
                 ids_override_other_filters: false,
             };
             Arc::new(Self {
-                name: SourceName::new("fake"),
-                capabilities: Capabilities { pushdown, event_types: &[], max_page_size: 1, items, locations: None },
+                info: SourceInfo {
+                    name: SourceName::new("fake"),
+                    kind: SourceKind::Trackstar,
+                    capabilities: Capabilities { pushdown, event_types: &[], max_page_size: 1, items, locations: None },
+                    credential_fields: &[],
+                },
                 calls: Mutex::default(),
                 in_flight: AtomicUsize::new(0),
                 most_in_flight: AtomicUsize::new(0),
@@ -213,17 +216,8 @@ mod tests {
 
     #[async_trait]
     impl Source for Recording {
-        fn name(&self) -> &SourceName {
-            &self.name
-        }
-        fn kind(&self) -> SourceKind {
-            SourceKind::Trackstar
-        }
-        fn capabilities(&self) -> &Capabilities {
-            &self.capabilities
-        }
-        fn credential_fields(&self) -> &'static [&'static str] {
-            &[]
+        fn info(&self) -> &SourceInfo {
+            &self.info
         }
         fn scan<'a>(&'a self, _: &'a Credentials, _: ScanRequest) -> Box<dyn LedgerScan + 'a> {
             Box::new(NoEntries)
@@ -242,7 +236,11 @@ mod tests {
                 tokio::task::yield_now().await;
             }
             self.in_flight.fetch_sub(1, Ordering::SeqCst);
-            Ok(keys.iter().filter(|k| !k.starts_with("unknown")).map(|k| (k.clone(), item(&self.name, k))).collect())
+            Ok(keys
+                .iter()
+                .filter(|k| !k.starts_with("unknown"))
+                .map(|k| (k.clone(), item(&self.info.name, k)))
+                .collect())
         }
         async fn locations(&self, _: &Credentials, _: &[String]) -> Result<HashMap<String, Location>, UpstreamError> {
             Ok(HashMap::new())

@@ -54,14 +54,37 @@ pub struct ScanRequest {
     pub hint: Option<serde_json::Value>,
 }
 
+/// What is known of a source without calling it; each connector builds its
+/// own in `new`.
+#[derive(Clone, Debug)]
+pub struct SourceInfo {
+    pub name: SourceName,
+    pub kind: SourceKind,
+    pub capabilities: Capabilities,
+    /// The credential fields every call needs (`api_key`, `access_token`...).
+    pub credential_fields: &'static [&'static str],
+}
+
 /// One upstream, as the planner and the schema see it.
 #[async_trait]
 pub trait Source: Send + Sync + Debug {
-    fn name(&self) -> &SourceName;
-    fn kind(&self) -> SourceKind;
-    fn capabilities(&self) -> &Capabilities;
-    /// The credential fields every call needs (`api_key`, `access_token`...).
-    fn credential_fields(&self) -> &'static [&'static str];
+    fn info(&self) -> &SourceInfo;
+
+    fn name(&self) -> &SourceName {
+        &self.info().name
+    }
+
+    fn kind(&self) -> SourceKind {
+        self.info().kind
+    }
+
+    fn capabilities(&self) -> &Capabilities {
+        &self.info().capabilities
+    }
+
+    fn credential_fields(&self) -> &'static [&'static str] {
+        self.info().credential_fields
+    }
 
     fn scan<'a>(&'a self, credentials: &'a Credentials, request: ScanRequest) -> Box<dyn LedgerScan + 'a>;
 

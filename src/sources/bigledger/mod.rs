@@ -24,7 +24,7 @@ use tracing::warn;
 use url::Url;
 
 use super::window::{DateAxis, Window, WindowFetch, WindowPage, WindowScan};
-use super::{Batch, LedgerScan, ScanRequest, Source};
+use super::{Batch, LedgerScan, ScanRequest, Source, SourceInfo};
 use crate::config::SourceConfig;
 use crate::ledger::{BatchLimits, Capabilities, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, SourceKind, SourceName};
@@ -52,10 +52,9 @@ const RATE_LIMIT: RateLimit = RateLimit::new(10, std::time::Duration::from_secs(
 
 #[derive(Debug)]
 pub struct BigLedger {
-    name: SourceName,
+    info: SourceInfo,
     base_url: Url,
     client: UpstreamClient,
-    capabilities: Capabilities,
     page_size: usize,
     initial_window: Duration,
 }
@@ -99,9 +98,8 @@ impl BigLedger {
                 config.http.policy().with_default_rate_limit(RATE_LIMIT),
                 error_dialect,
             ),
-            name,
+            info: SourceInfo { name, kind: SourceKind::Bigledger, capabilities, credential_fields: CREDENTIAL_FIELDS },
             base_url: config.base_url.clone(),
-            capabilities,
             page_size: config.page_size.unwrap_or(MAX_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE),
             initial_window: config
                 .initial_window_secs
@@ -125,7 +123,7 @@ impl BigLedger {
     }
 
     fn auth_headers(&self, credentials: &Credentials) -> Result<HeaderMap, UpstreamError> {
-        let missing = || UpstreamError::new(&self.name, UpstreamFailure::MissingCredentials);
+        let missing = || UpstreamError::new(&self.info.name, UpstreamFailure::MissingCredentials);
         let bearer = credentials.get("api_key").and_then(|key| sensitive_header(&format!("Bearer {key}")));
         let company = credentials.get("company_id").and_then(sensitive_header);
         let mut headers = HeaderMap::new();
@@ -148,8 +146,8 @@ impl BigLedger {
             (true, Some(cursor)) => Some(cursor),
             // More pages but no way to them: stopping would lose them silently.
             (true, None) => {
-                warn!(source = %self.name, route, "more pages announced without a cursor");
-                return Err(UpstreamError::new(&self.name, UpstreamFailure::BadResponse));
+                warn!(source = %self.info.name, route, "more pages announced without a cursor");
+                return Err(UpstreamError::new(&self.info.name, UpstreamFailure::BadResponse));
             }
         };
         Ok((page.data, next))
@@ -184,7 +182,7 @@ impl BigLedger {
             Book::Adjustments => {
                 let params = query::adjustment_params(query, days, self.page_size, cursor);
                 let (records, next) = self.list::<AdjustmentRecord>(credentials, "adjustments", &path, &params).await?;
-                Ok((records.into_iter().flat_map(|r| r.into_entries(&self.name)).collect(), next))
+                Ok((records.into_iter().flat_map(|r| r.into_entries(&self.info.name)).collect(), next))
             }
             Book::Transfers => {
                 let params = query::transfer_params(query, days, self.page_size, cursor);
@@ -199,14 +197,14 @@ impl BigLedger {
     fn transfer_entries(&self, record: TransferRecord) -> Vec<LedgerEntry> {
         let day = midnight(record.date);
         let axis = query::axis(true);
-        let (transfer, entries) = (record.id.clone(), record.into_entries(&self.name));
+        let (transfer, entries) = (record.id.clone(), record.into_entries(&self.info.name));
         // Checked: an upstream date at the end of chrono's range is data, not a crash.
         let before = day.checked_sub_signed(axis.lead);
         let after = day.checked_add_signed(axis.lag);
         let outside = |at| before.is_some_and(|low| at < low) || after.is_some_and(|high| at > high);
         for entry in &entries {
             if entry.entry_date.is_some_and(outside) {
-                warn!(source = %self.name, %transfer, entry = %entry.native_id, "transfer entry dated outside the assumed skew");
+                warn!(source = %self.info.name, %transfer, entry = %entry.native_id, "transfer entry dated outside the assumed skew");
             }
         }
         entries
@@ -363,7 +361,7 @@ impl WindowFetch for Books<'_> {
             None => (self.query.adjustments.then_some(None), self.query.transfers.then_some(None)),
             Some(token) => {
                 let cursors: Cursors = serde_json::from_str(token)
-                    .map_err(|_| UpstreamError::new(&self.source.name, UpstreamFailure::PageTokenInvalid))?;
+                    .map_err(|_| UpstreamError::new(&self.source.info.name, UpstreamFailure::PageTokenInvalid))?;
                 (cursors.adjustments.map(Some), cursors.transfers.map(Some))
             }
         };
@@ -430,20 +428,8 @@ impl LedgerScan for Walk<'_> {
 
 #[async_trait]
 impl Source for BigLedger {
-    fn name(&self) -> &SourceName {
-        &self.name
-    }
-
-    fn kind(&self) -> SourceKind {
-        SourceKind::Bigledger
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.capabilities
-    }
-
-    fn credential_fields(&self) -> &'static [&'static str] {
-        CREDENTIAL_FIELDS
+    fn info(&self) -> &SourceInfo {
+        &self.info
     }
 
     fn scan<'a>(&'a self, credentials: &'a Credentials, request: ScanRequest) -> Box<dyn LedgerScan + 'a> {
@@ -466,7 +452,7 @@ impl Source for BigLedger {
 
     async fn items(&self, credentials: &Credentials, keys: &[String]) -> Result<HashMap<String, Item>, UpstreamError> {
         let found = self.lookup_each::<ItemRecord>(credentials, "item", "items", keys).await?;
-        Ok(found.into_iter().map(|(key, record)| (key, record.into_item(&self.name))).collect())
+        Ok(found.into_iter().map(|(key, record)| (key, record.into_item(&self.info.name))).collect())
     }
 
     async fn locations(
@@ -475,7 +461,7 @@ impl Source for BigLedger {
         keys: &[String],
     ) -> Result<HashMap<String, Location>, UpstreamError> {
         let found = self.lookup_each::<LocationRecord>(credentials, "location", "locations", keys).await?;
-        Ok(found.into_iter().map(|(key, record)| (key, record.into_location(&self.name))).collect())
+        Ok(found.into_iter().map(|(key, record)| (key, record.into_location(&self.info.name))).collect())
     }
 
     async fn check_ready(&self, credentials: &Credentials) -> Result<(), UpstreamError> {

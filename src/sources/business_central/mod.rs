@@ -21,7 +21,7 @@ use serde::Deserialize;
 use tracing::{debug, warn};
 use url::Url;
 
-use super::{Batch, LedgerScan, ScanRequest, Source};
+use super::{Batch, LedgerScan, ScanRequest, Source, SourceInfo};
 use crate::config::SourceConfig;
 use crate::ledger::{BatchLimits, Capabilities, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, SortKey, SourceKind, SourceName};
@@ -42,10 +42,9 @@ const RATE_LIMIT: RateLimit = RateLimit::new(6_000, std::time::Duration::from_se
 
 #[derive(Debug)]
 pub struct BusinessCentral {
-    name: SourceName,
+    info: SourceInfo,
     base_url: Url,
     client: UpstreamClient,
-    capabilities: Capabilities,
     /// Largest `odata.maxpagesize` asked for.
     page_size: usize,
 }
@@ -91,9 +90,13 @@ impl BusinessCentral {
                 config.http.policy().with_default_rate_limit(RATE_LIMIT),
                 error_dialect,
             ),
-            name,
+            info: SourceInfo {
+                name,
+                kind: SourceKind::BusinessCentral,
+                capabilities,
+                credential_fields: CREDENTIAL_FIELDS,
+            },
             base_url: config.base_url.clone(),
-            capabilities,
             page_size: config.page_size.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE),
         }
     }
@@ -117,7 +120,7 @@ impl BusinessCentral {
         let token = credentials.get("token").map(bearer_token).filter(|t| !t.is_empty());
         let mut authorization = token
             .and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok())
-            .ok_or_else(|| UpstreamError::new(&self.name, UpstreamFailure::MissingCredentials))?;
+            .ok_or_else(|| UpstreamError::new(&self.info.name, UpstreamFailure::MissingCredentials))?;
         authorization.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, authorization);
@@ -175,8 +178,8 @@ impl BusinessCentral {
     fn next_url(&self, current: &Url, link: &str) -> Result<Url, UpstreamError> {
         let next = current.join(link).ok().filter(|next| next.origin() == self.base_url.origin());
         next.ok_or_else(|| {
-            warn!(source = %self.name, "next link leaves the upstream's origin");
-            UpstreamError::new(&self.name, UpstreamFailure::BadResponse)
+            warn!(source = %self.info.name, "next link leaves the upstream's origin");
+            UpstreamError::new(&self.info.name, UpstreamFailure::BadResponse)
         })
     }
 
@@ -203,7 +206,7 @@ impl BusinessCentral {
     }
 
     fn entries(&self, records: Vec<LedgerRecord>) -> Vec<LedgerEntry> {
-        records.into_iter().map(|r| r.into_entry(&self.name)).collect()
+        records.into_iter().map(|r| r.into_entry(&self.info.name)).collect()
     }
 
     /// The reads for `filter` after `position`, each URL short enough.
@@ -318,20 +321,8 @@ impl LedgerScan for ChunkScan<'_> {
 
 #[async_trait]
 impl Source for BusinessCentral {
-    fn name(&self) -> &SourceName {
-        &self.name
-    }
-
-    fn kind(&self) -> SourceKind {
-        SourceKind::BusinessCentral
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.capabilities
-    }
-
-    fn credential_fields(&self) -> &'static [&'static str] {
-        CREDENTIAL_FIELDS
+    fn info(&self) -> &SourceInfo {
+        &self.info
     }
 
     fn scan<'a>(&'a self, credentials: &'a Credentials, request: ScanRequest) -> Box<dyn LedgerScan + 'a> {
@@ -364,7 +355,7 @@ impl Source for BusinessCentral {
         let Some(id) = Guid::parse(native_id) else { return Ok(None) };
         let url = endpoint(&self.base_url, &[&format!("itemLedgerEntries({id})")]);
         match self.get::<LedgerRecord>(credentials, "ledger_entry", url, None).await {
-            Ok(record) => Ok(Some(record.into_entry(&self.name))),
+            Ok(record) => Ok(Some(record.into_entry(&self.info.name))),
             Err(e) if e.failure == UpstreamFailure::NotFound => Ok(None),
             Err(e) => Err(e),
         }
@@ -383,14 +374,14 @@ impl Source for BusinessCentral {
             let params: Vec<(&str, String)> = filter.into_iter().chain(counting).collect();
             let url = self.url("itemLedgerEntries", &params);
             let page: Collection<IgnoredAny> = self.get(credentials, "ledger_count", url, None).await?;
-            total += page.count.ok_or_else(|| UpstreamError::new(&self.name, UpstreamFailure::BadResponse))?;
+            total += page.count.ok_or_else(|| UpstreamError::new(&self.info.name, UpstreamFailure::BadResponse))?;
         }
         Ok(Some(total))
     }
 
     async fn items(&self, credentials: &Credentials, keys: &[String]) -> Result<HashMap<String, Item>, UpstreamError> {
         let records: Vec<ItemRecord> = self.by_keys(credentials, "items", "items", "number", keys).await?;
-        Ok(records.into_iter().map(|r| (r.number.clone(), r.into_item(&self.name))).collect())
+        Ok(records.into_iter().map(|r| (r.number.clone(), r.into_item(&self.info.name))).collect())
     }
 
     async fn locations(
@@ -399,7 +390,7 @@ impl Source for BusinessCentral {
         keys: &[String],
     ) -> Result<HashMap<String, Location>, UpstreamError> {
         let records: Vec<LocationRecord> = self.by_keys(credentials, "locations", "locations", "code", keys).await?;
-        Ok(records.into_iter().map(|r| (r.code.clone(), r.into_location(&self.name))).collect())
+        Ok(records.into_iter().map(|r| (r.code.clone(), r.into_location(&self.info.name))).collect())
     }
 
     async fn check_ready(&self, credentials: &Credentials) -> Result<(), UpstreamError> {

@@ -36,7 +36,7 @@ use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
 use url::Url;
 
-use super::{Batch, LedgerScan, ScanRequest, Source};
+use super::{Batch, LedgerScan, ScanRequest, Source, SourceInfo};
 use crate::config::SourceConfig;
 use crate::ledger::{Capabilities, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, SortKey, SourceKind, SourceName};
@@ -63,10 +63,9 @@ const RATE_LIMIT: RateLimit = RateLimit::new(25, std::time::Duration::from_secs(
 
 #[derive(Debug)]
 pub struct Pennylane {
-    name: SourceName,
+    info: SourceInfo,
     base_url: Url,
     client: UpstreamClient,
-    capabilities: Capabilities,
     page_size: usize,
 }
 
@@ -97,9 +96,8 @@ impl Pennylane {
                 config.http.policy().with_default_rate_limit(RATE_LIMIT),
                 error_dialect,
             ),
-            name,
+            info: SourceInfo { name, kind: SourceKind::Pennylane, capabilities, credential_fields: CREDENTIAL_FIELDS },
             base_url: config.base_url.clone(),
-            capabilities,
             page_size: config.page_size.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE),
         }
     }
@@ -108,7 +106,7 @@ impl Pennylane {
         let mut bearer = credentials
             .get("token")
             .and_then(|token| HeaderValue::from_str(&format!("Bearer {token}")).ok())
-            .ok_or_else(|| UpstreamError::new(&self.name, UpstreamFailure::MissingCredentials))?;
+            .ok_or_else(|| UpstreamError::new(&self.info.name, UpstreamFailure::MissingCredentials))?;
         bearer.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert(AUTHORIZATION, bearer);
@@ -157,7 +155,7 @@ impl Pennylane {
         match (page.has_more, page.next_cursor.take()) {
             (false, _) => Ok(None),
             (true, Some(cursor)) => Ok(Some(cursor)),
-            (true, None) => Err(UpstreamError::new(&self.name, UpstreamFailure::BadResponse)),
+            (true, None) => Err(UpstreamError::new(&self.info.name, UpstreamFailure::BadResponse)),
         }
     }
 
@@ -537,20 +535,8 @@ impl LedgerScan for PennylaneScan<'_> {
 
 #[async_trait]
 impl Source for Pennylane {
-    fn name(&self) -> &SourceName {
-        &self.name
-    }
-
-    fn kind(&self) -> SourceKind {
-        SourceKind::Pennylane
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.capabilities
-    }
-
-    fn credential_fields(&self) -> &'static [&'static str] {
-        CREDENTIAL_FIELDS
+    fn info(&self) -> &SourceInfo {
+        &self.info
     }
 
     fn scan<'a>(&'a self, credentials: &'a Credentials, request: ScanRequest) -> Box<dyn LedgerScan + 'a> {
@@ -577,7 +563,7 @@ impl Source for Pennylane {
             Err(e) => return Err(e),
         };
         let lines = self.lines_of_entry(credentials, id).await?;
-        let mut entry = record.into_entry(&self.name);
+        let mut entry = record.into_entry(&self.info.name);
         if let Some(totals) = totals_by_entry(&lines).get(&id) {
             entry.amounts = totals.amounts();
         }

@@ -21,7 +21,7 @@ use reqwest::StatusCode;
 use url::Url;
 
 use super::window::{Window, WindowFetch, WindowPage, WindowScan};
-use super::{Batch, LedgerScan, ScanRequest, Source};
+use super::{Batch, LedgerScan, ScanRequest, Source, SourceInfo};
 use crate::config::SourceConfig;
 use crate::ledger::{BatchLimits, Capabilities, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, SourceKind, SourceName, StockLevel};
@@ -42,10 +42,9 @@ const RATE_LIMIT: RateLimit = RateLimit::new(10, std::time::Duration::from_secs(
 
 #[derive(Debug)]
 pub struct Trackstar {
-    name: SourceName,
+    info: SourceInfo,
     base_url: Url,
     client: UpstreamClient,
-    capabilities: Capabilities,
     page_size: usize,
     initial_window: Duration,
 }
@@ -83,9 +82,8 @@ impl Trackstar {
                 config.http.policy().with_default_rate_limit(RATE_LIMIT),
                 error_dialect,
             ),
-            name,
+            info: SourceInfo { name, kind: SourceKind::Trackstar, capabilities, credential_fields: CREDENTIAL_FIELDS },
             base_url: config.base_url.clone(),
-            capabilities,
             page_size: config.page_size.unwrap_or(MAX_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE),
             initial_window: Duration::seconds(config.initial_window_secs.unwrap_or(86_400) as i64),
         }
@@ -109,7 +107,7 @@ impl Trackstar {
             let value = credentials
                 .get(field)
                 .and_then(sensitive_header)
-                .ok_or_else(|| UpstreamError::new(&self.name, UpstreamFailure::MissingCredentials))?;
+                .ok_or_else(|| UpstreamError::new(&self.info.name, UpstreamFailure::MissingCredentials))?;
             headers.insert(header, value);
         }
         Ok(headers)
@@ -125,7 +123,7 @@ impl Trackstar {
     }
 
     fn entries(&self, records: Vec<LedgerRecord>) -> Vec<LedgerEntry> {
-        records.into_iter().map(|r| r.into_entry(&self.name)).collect()
+        records.into_iter().map(|r| r.into_entry(&self.info.name)).collect()
     }
 
     async fn by_ids(&self, credentials: &Credentials, ids: &[String]) -> Result<Vec<LedgerEntry>, UpstreamError> {
@@ -171,7 +169,7 @@ impl Trackstar {
             match page.next_token {
                 // A token that does not move would loop forever.
                 Some(next) if token.as_ref() == Some(&next) => {
-                    return Err(UpstreamError::new(&self.name, UpstreamFailure::BadResponse))
+                    return Err(UpstreamError::new(&self.info.name, UpstreamFailure::BadResponse))
                 }
                 Some(next) => token = Some(next),
                 None => return Ok(records),
@@ -187,7 +185,7 @@ impl Trackstar {
             Err(error) if error.failure == UpstreamFailure::NotFound => Vec::new(),
             other => other?,
         };
-        Ok(records.into_iter().map(|r| r.into_location(&self.name, warehouse)).collect())
+        Ok(records.into_iter().map(|r| r.into_location(&self.info.name, warehouse)).collect())
     }
 }
 
@@ -236,20 +234,8 @@ impl LedgerScan for IdsScan<'_> {
 
 #[async_trait]
 impl Source for Trackstar {
-    fn name(&self) -> &SourceName {
-        &self.name
-    }
-
-    fn kind(&self) -> SourceKind {
-        SourceKind::Trackstar
-    }
-
-    fn capabilities(&self) -> &Capabilities {
-        &self.capabilities
-    }
-
-    fn credential_fields(&self) -> &'static [&'static str] {
-        CREDENTIAL_FIELDS
+    fn info(&self) -> &SourceInfo {
+        &self.info
     }
 
     fn scan<'a>(&'a self, credentials: &'a Credentials, request: ScanRequest) -> Box<dyn LedgerScan + 'a> {
@@ -273,7 +259,7 @@ impl Source for Trackstar {
     async fn items(&self, credentials: &Credentials, keys: &[String]) -> Result<HashMap<String, Item>, UpstreamError> {
         let records: Vec<InventoryRecord> =
             self.list_by_ids(credentials, "inventory", &["wms", "inventory"], keys).await?;
-        Ok(records.into_iter().map(|r| (r.id.clone(), r.into_item(&self.name))).collect())
+        Ok(records.into_iter().map(|r| (r.id.clone(), r.into_item(&self.info.name))).collect())
     }
 
     /// Warehouses in one `ids[in]` call; bins with one listing per distinct
@@ -289,7 +275,7 @@ impl Source for Trackstar {
             let ids: Vec<String> = warehouses.into_iter().cloned().collect();
             let records: Vec<WarehouseRecord> =
                 self.list_by_ids(credentials, "warehouses", &["wms", "warehouses"], &ids).await?;
-            found.extend(records.into_iter().map(|r| (r.id.clone(), r.into_location(&self.name))));
+            found.extend(records.into_iter().map(|r| (r.id.clone(), r.into_location(&self.info.name))));
         }
         let parents: BTreeSet<String> =
             bins.iter().filter_map(|k| split_bin_key(k)).map(|(w, _)| w.to_owned()).collect();
@@ -313,7 +299,7 @@ impl Source for Trackstar {
         let here = |level: &StockLevel| {
             level.location_ref == location || split_bin_key(&level.location_ref).is_some_and(|(w, _)| w == location)
         };
-        let levels = records.into_iter().flat_map(|r| r.into_item(&self.name).stock_levels).filter(here).collect();
+        let levels = records.into_iter().flat_map(|r| r.into_item(&self.info.name).stock_levels).filter(here).collect();
         Ok(Some(levels))
     }
 
