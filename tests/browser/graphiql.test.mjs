@@ -10,102 +10,21 @@
 
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
+import { STARTUP_TIMEOUT_MS, recentLog, startGateway, stopGateway, withTimeout } from '../support/gateway.mjs';
 
-const HERE = path.dirname(fileURLToPath(import.meta.url));
-const REPO_ROOT = path.resolve(HERE, '..', '..');
-const ARTIFACTS = path.join(HERE, 'artifacts');
-const GATEWAY_BIN = path.resolve(
-  REPO_ROOT,
-  process.env.LEDGER_GATEWAY_BIN || 'target/debug/ledger-gateway',
-);
+const ARTIFACTS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'artifacts');
 const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-
-const STARTUP_TIMEOUT_MS = 60_000;
 const STEP_TIMEOUT_MS = 30_000;
-const LISTENING_RE = /listening.*addr=(\S+)/;
 
-let gateway; // ChildProcess
-let gatewayLog = []; // recent stdout/stderr lines, for failure messages
 let addr; // "127.0.0.1:PORT"
 let browser;
 
-function recentLog() {
-  return gatewayLog.slice(-40).join('\n');
-}
-
-function withTimeout(promise, ms, what) {
-  let timer;
-  const timeout = new Promise((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms: ${what}`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function startGateway() {
-  return new Promise((resolve, reject) => {
-    const child = spawn(GATEWAY_BIN, ['serve', '--listen', '127.0.0.1:0'], {
-      cwd: REPO_ROOT,
-      env: { ...process.env, RUST_LOG: 'info', NO_COLOR: '1' },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    gateway = child;
-    let settled = false;
-    const timer = setTimeout(() => {
-      fail(new Error(`gateway did not log "listening … addr=" within ${STARTUP_TIMEOUT_MS} ms`));
-    }, STARTUP_TIMEOUT_MS);
-    function fail(err) {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      reject(new Error(`${err.message}\n--- gateway output ---\n${recentLog()}`));
-    }
-    function onLine(line) {
-      gatewayLog.push(line);
-      if (gatewayLog.length > 500) gatewayLog = gatewayLog.slice(-200);
-      const m = LISTENING_RE.exec(line);
-      if (m && !settled) {
-        settled = true;
-        clearTimeout(timer);
-        // Tolerate a quoted or comma-terminated field value.
-        resolve(m[1].replace(/^["']|["',]+$/g, ''));
-      }
-    }
-    createInterface({ input: child.stdout }).on('line', onLine);
-    createInterface({ input: child.stderr }).on('line', onLine);
-    child.on('error', (err) => fail(new Error(`cannot start ${GATEWAY_BIN}: ${err.message}`)));
-    child.on('exit', (code, signal) =>
-      fail(new Error(`gateway exited early (code ${code}, signal ${signal})`)),
-    );
-  });
-}
-
-async function stopGateway() {
-  const child = gateway;
-  gateway = undefined;
-  if (!child || child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  try {
-    await withTimeout(exited, 5_000, 'gateway exit after SIGTERM');
-  } catch {
-    child.kill('SIGKILL');
-    await withTimeout(exited, 5_000, 'gateway exit after SIGKILL').catch(() => {});
-  }
-}
-
-// Last resort if the runner dies before `after` runs.
-process.on('exit', () => {
-  if (gateway && gateway.exitCode === null) gateway.kill('SIGKILL');
-});
-
 before(async () => {
-  addr = await startGateway();
+  addr = new URL(await startGateway()).host;
   browser = await withTimeout(
     chromium.launch({
       executablePath: CHROMIUM,

@@ -1,7 +1,7 @@
 // ledger-gateway as an Apollo Federation v2 subgraph, checked with Apollo's
 // own composition (@apollo/composition, what rover and GraphOS run).
 //
-// Starts the real gateway binary (see gateway.mjs), reads its
+// Starts the real gateway binary (see ../support/gateway.mjs), reads its
 // `_service { sdl }`, checks it is the committed schema.graphql and a valid
 // Federation 2 subgraph, composes it with a hand-written "catalog" subgraph
 // that references every entity of the ledger SDL by key (so the test grows
@@ -16,7 +16,7 @@ import path from 'node:path';
 import { composeServices } from '@apollo/composition';
 import { buildSubgraph } from '@apollo/federation-internals';
 import { Kind, parse, print } from 'graphql';
-import { REPO_ROOT, STARTUP_TIMEOUT_MS, graphql, recentLog, startGateway, stopGateway } from './gateway.mjs';
+import { REPO_ROOT, STARTUP_TIMEOUT_MS, graphql, recentLog, startGateway, stopGateway } from '../support/gateway.mjs';
 
 const LEDGER = 'ledger';
 const CATALOG = 'catalog';

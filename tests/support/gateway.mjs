@@ -1,8 +1,9 @@
-// The real gateway binary as a child process, for tests that need it served
-// over HTTP. Same approach as tests/browser/graphiql.test.mjs: start
+// The real gateway binary as a child process, for the JS test suites
+// (tests/browser, tests/federation) that need it served over HTTP: start
 // `serve --listen 127.0.0.1:0` (demo mode: the mock upstreams run in-process),
 // read the bound address from the tracing line `listening ... addr=IP:PORT`,
-// and always kill the process, with every wait bounded.
+// and always kill the process, with every wait bounded. Node built-ins only,
+// so it needs no package of its own.
 
 import { spawn } from 'node:child_process';
 import path from 'node:path';
