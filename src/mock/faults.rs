@@ -28,6 +28,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -59,8 +60,8 @@ pub struct FaultRule {
     /// Which matching requests it fires on; unset: all of them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate: Option<Rate>,
-    /// `malformed_json`, `html`, `truncated`, `oversized`, `wrong_types`,
-    /// or any other text to send as the body.
+    /// `malformed_json`, `html`, `truncated`, `cut`, `oversized`,
+    /// `wrong_types`, or any other text to send as the body.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body: Option<String>,
     /// Headers added to the answer (`retry-after`, `x-ratelimit-remaining`...).
@@ -99,8 +100,11 @@ impl Rate {
 enum BodyFault {
     MalformedJson,
     Html,
-    /// The real body cut in half.
+    /// The real body cut in half: a complete answer with broken JSON.
     Truncated,
+    /// The real body's first half, then the connection drops before the
+    /// announced length: what a network fault mid-transfer looks like.
+    Cut,
     /// The real body padded past any sensible size cap.
     Oversized,
     /// The real body with every scalar's JSON type swapped.
@@ -114,6 +118,7 @@ impl BodyFault {
             "malformed_json" => BodyFault::MalformedJson,
             "html" => BodyFault::Html,
             "truncated" => BodyFault::Truncated,
+            "cut" => BodyFault::Cut,
             "oversized" => BodyFault::Oversized,
             "wrong_types" => BodyFault::WrongTypes,
             other => BodyFault::Text(other.to_owned()),
@@ -122,7 +127,7 @@ impl BodyFault {
 
     /// Whether it changes the real answer rather than replacing it.
     fn needs_real_body(&self) -> bool {
-        matches!(self, BodyFault::Truncated | BodyFault::Oversized | BodyFault::WrongTypes)
+        matches!(self, BodyFault::Truncated | BodyFault::Cut | BodyFault::Oversized | BodyFault::WrongTypes)
     }
 }
 
@@ -280,7 +285,9 @@ fn fault_body(status: StatusCode, fault: &BodyFault) -> Response {
         BodyFault::Text(text) if serde_json::from_str::<Value>(text).is_ok() => ("application/json", text.clone()),
         BodyFault::Text(text) => ("text/plain; charset=utf-8", text.clone()),
         // Only reached without a real body to break.
-        BodyFault::Truncated | BodyFault::Oversized | BodyFault::WrongTypes => ("application/json", String::new()),
+        BodyFault::Truncated | BodyFault::Cut | BodyFault::Oversized | BodyFault::WrongTypes => {
+            ("application/json", String::new())
+        }
     };
     (status, [(CONTENT_TYPE, content_type)], body).into_response()
 }
@@ -289,6 +296,13 @@ fn fault_body(status: StatusCode, fault: &BodyFault) -> Response {
 async fn break_real_body(response: Response, fault: &BodyFault, status: Option<StatusCode>) -> Response {
     let (mut parts, body) = response.into_parts();
     let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    if let Some(status) = status {
+        parts.status = status;
+    }
+    if *fault == BodyFault::Cut {
+        parts.headers.insert(CONTENT_LENGTH, HeaderValue::from(bytes.len()));
+        return Response::from_parts(parts, cut_off(bytes));
+    }
     let broken: Bytes = match fault {
         BodyFault::Truncated => bytes.slice(..bytes.len() / 2),
         BodyFault::Oversized => {
@@ -302,11 +316,20 @@ async fn break_real_body(response: Response, fault: &BodyFault, status: Option<S
         },
         _ => bytes,
     };
-    if let Some(status) = status {
-        parts.status = status;
-    }
     parts.headers.remove(CONTENT_LENGTH);
     Response::from_parts(parts, Body::from(broken))
+}
+
+/// `body` announced whole but only half sent before the stream fails, so
+/// the server drops the connection mid-body. The pause lets the headers and
+/// the half go out first: failing at once would drop them unsent.
+fn cut_off(body: Bytes) -> Body {
+    let half = futures::stream::iter([Ok(body.slice(..body.len() / 2))]);
+    let failure = futures::stream::once(async {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        Err(std::io::Error::other("connection cut by a fault rule"))
+    });
+    Body::from_stream(half.chain(failure))
 }
 
 /// Every scalar in the wrong JSON type: strings become numbers, numbers and

@@ -349,10 +349,12 @@ impl UpstreamClient {
     fn transport_failure(&self, call: &Call, error: &reqwest::Error) -> UpstreamFailure {
         let shown = format!("{}", UrlFree(error));
         debug!(source = %self.source, route = call.route, error = %shown, "upstream transport error");
+        // Connection refused or reset, before or during the body. reqwest
+        // calls a body cut off mid-transfer a decode error (it decodes
+        // nothing here: no compression, and JSON is decoded after the read),
+        // but it is a network fault, retried like one.
         if error.is_timeout() {
             UpstreamFailure::Timeout
-        } else if error.is_decode() || error.is_body() {
-            UpstreamFailure::BadResponse
         } else {
             UpstreamFailure::Unavailable
         }

@@ -457,6 +457,28 @@ async fn malformed_answers_are_bad_responses_and_are_not_retried() {
 }
 
 #[tokio::test]
+async fn a_body_cut_off_mid_transfer_is_a_network_fault_and_retried() {
+    let app = spawn(|config| {
+        let http = &mut trackstar(config).http;
+        http.max_retries = 2;
+        http.breaker.failure_threshold = 100;
+    })
+    .await;
+    let id = known_id(&app);
+    let mut calls = Calls::start(&app).await;
+    app.inject_faults(json!([{"upstream": "trackstar", "route": LEDGER, "body": "cut", "times": 1}])).await;
+    let body = lookup(&app, &id).await;
+    assert!(body["errors"].is_null(), "{body}");
+    assert_eq!(body["data"]["ledgerEntry"]["id"], id);
+    assert_eq!(calls.since_last().await, 2, "the cut answer and its retry");
+
+    app.inject_faults(json!([{"upstream": "trackstar", "route": LEDGER, "body": "cut"}])).await;
+    let body = lookup(&app, &id).await;
+    assert_upstream_error(&body, "UPSTREAM_UNAVAILABLE", "trackstar", "ledgerEntry");
+    assert_eq!(calls.since_last().await, 3, "one call and two retries");
+}
+
+#[tokio::test]
 async fn redirects_are_never_followed() {
     let app = spawn(|_| {}).await;
     let elsewhere = Mock::start_on("127.0.0.1:0".parse().unwrap(), MockOptions::default()).await.unwrap();
