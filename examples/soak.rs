@@ -79,6 +79,7 @@ fn default_faults() -> Value {
             json!({"upstream": upstream, "latency_ms": 400, "rate": 0.03}),
             json!({"upstream": upstream, "body": "malformed_json", "rate": 0.01}),
             json!({"upstream": upstream, "body": "truncated", "rate": 0.01}),
+            json!({"upstream": upstream, "body": "cut", "rate": 0.01}),
             json!({"upstream": upstream, "body": "html", "rate": 0.005}),
         ]
     });
