@@ -441,7 +441,8 @@ impl UpstreamCache {
             // A body that does not decode is an error, and errors are not kept.
             let (value, body) = fetch.await?;
             decoded = Some(value);
-            let size = body.len();
+            // Weighed by what it holds in memory, so the bound is a bound.
+            let size = body.capacity();
             Ok::<_, UpstreamError>(Stored::sized(url.as_str(), Some(body), size, (ttl, Duration::ZERO)))
         };
         let entry =
@@ -734,11 +735,12 @@ mod tests {
         Credentials::new(key, BTreeMap::from([("token".to_owned(), SecretString::from(token))]))
     }
 
+    fn decode(bytes: &[u8]) -> Result<serde_json::Value, UpstreamError> {
+        serde_json::from_slice(bytes)
+            .map_err(|_| UpstreamError::new(&SourceName::new("src"), UpstreamFailure::BadResponse))
+    }
+
     async fn read(url: &Url, calls: &AtomicUsize, body: &'static str) -> Result<serde_json::Value, UpstreamError> {
-        let decode = |bytes: &[u8]| {
-            serde_json::from_slice(bytes)
-                .map_err(|_| UpstreamError::new(&SourceName::new("src"), UpstreamFailure::BadResponse))
-        };
         let fetch = async {
             calls.fetch_add(1, Ordering::SeqCst);
             Ok((decode(body.as_bytes())?, body.as_bytes().to_vec()))
@@ -777,5 +779,22 @@ mod tests {
         let body = cache.reusing_ledger(&alice, read(&url, &calls, "[1]")).await.unwrap();
         assert_eq!(body, serde_json::json!([1]));
         assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_kept_ledger_body_weighs_the_memory_it_holds() {
+        let cache = cache(Duration::from_secs(60));
+        let url = Url::parse("http://127.0.0.1:1/ledger").unwrap();
+        let alice = credentials(&FingerprintKey::random(), "alice");
+        let spare = 64 * 1024;
+        let fetch = async {
+            let mut body = Vec::with_capacity(spare);
+            body.extend_from_slice(b"[1]");
+            Ok((decode(&body)?, body))
+        };
+        cache.reusing_ledger(&alice, reuse_json(&SourceName::new("src"), &url, fetch, decode)).await.unwrap();
+        cache.store.run_pending_tasks().await;
+        let weight = cache.store.weighted_size();
+        assert!(weight >= spare as u64, "a 3-byte body holding {spare} bytes weighs {weight}");
     }
 }

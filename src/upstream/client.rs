@@ -333,10 +333,13 @@ impl UpstreamClient {
             warn!(source = %self.source, route = call.route, limit = cap, "upstream body over size cap");
             UpstreamFailure::BadResponse
         };
-        if response.content_length().is_some_and(|length| length > cap as u64) {
+        let announced = response.content_length().unwrap_or(0);
+        if announced > cap as u64 {
             return Err(over_cap());
         }
-        let mut body = Vec::new();
+        // Sized up front: grown chunk by chunk it would hold up to twice the
+        // body, unseen by the cache's byte bound.
+        let mut body = Vec::with_capacity(announced as usize);
         while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_failure(call, &e))? {
             if body.len() + chunk.len() > cap {
                 return Err(over_cap());
