@@ -24,7 +24,8 @@ use serde::Serialize;
 use url::Url;
 
 use super::auth::{Credentials, Fingerprint};
-use super::error::UpstreamError;
+use super::deadline;
+use super::error::{UpstreamError, UpstreamFailure};
 use crate::config::CacheConfig;
 use crate::model::SourceName;
 
@@ -96,6 +97,11 @@ impl Scope {
             resource: self.resource,
             key: Arc::from(key),
         }
+    }
+
+    /// The request's deadline passed while it waited on a shared fetch.
+    fn timeout(&self) -> UpstreamError {
+        UpstreamError::new(&self.source, UpstreamFailure::Timeout)
     }
 
     fn count(&self, name: &'static str, n: usize) {
@@ -303,7 +309,7 @@ impl UpstreamCache {
         scope.count("cache_coalesced_total", joined.len());
         let waits = owned.into_iter().chain(joined.into_iter().map(|(key, flight)| (vec![key], flight)));
         for (keys, flight) in waits {
-            let answers = flight.await?;
+            let answers = deadline::bounded(flight).await.unwrap_or_else(|| Err(scope.timeout()))?;
             stale_age = stale_age.max(answers.stale_age);
             for key in keys {
                 found.extend(answers.stored.get(&key).and_then(Stored::get::<V>).map(|v| (key, v)));
@@ -445,8 +451,10 @@ impl UpstreamCache {
             let size = body.capacity();
             Ok::<_, UpstreamError>(Stored::sized(url.as_str(), Some(body), size, (ttl, Duration::ZERO)))
         };
-        let entry =
-            self.store.entry(scope.key(url.as_str())).or_try_insert_with(init).await.map_err(|e| (*e).clone())?;
+        let entry = deadline::bounded(self.store.entry(scope.key(url.as_str())).or_try_insert_with(init))
+            .await
+            .ok_or_else(|| scope.timeout())?
+            .map_err(|e| (*e).clone())?;
         scope.count(if entry.is_fresh() { "cache_misses_total" } else { "cache_hits_total" }, 1);
         match decoded {
             Some(value) => Ok(value),
@@ -535,7 +543,7 @@ mod tests {
     use secrecy::SecretString;
 
     use super::*;
-    use crate::upstream::{FingerprintKey, UpstreamFailure};
+    use crate::upstream::FingerprintKey;
 
     fn cache(ttl: Duration) -> Arc<UpstreamCache> {
         let ttls = Ttls { ledger: ttl, item: ttl, location: ttl, stale_if_error: Duration::ZERO };
@@ -607,6 +615,39 @@ mod tests {
         assert_eq!(a.unwrap().values.len(), 2);
         assert_eq!(b.unwrap().values.len(), 2);
         assert_eq!(*asked.lock().unwrap(), vec![keys(&["k1", "k2"]), keys(&["k3"])]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_lookup_joining_a_slower_fetch_gives_up_at_its_own_deadline() {
+        let cache = cache(Duration::from_secs(60));
+        let scope = scope(&FingerprintKey::random(), "alice");
+        let calls = Arc::new(AtomicUsize::new(0));
+        let slow = |calls: &Arc<AtomicUsize>| {
+            let calls = calls.clone();
+            move |keys: Vec<String>| {
+                calls.fetch_add(1, Ordering::SeqCst);
+                async move {
+                    tokio::time::sleep(Duration::from_secs(8)).await;
+                    Ok(keys.into_iter().map(|k| (k.clone(), k)).collect::<HashMap<_, _>>())
+                }
+                .boxed()
+            }
+        };
+        let wanted = keys(&["k1"]);
+        let start = tokio::time::Instant::now();
+        let owner =
+            deadline::within(start + Duration::from_secs(10), cache.get_or_fetch(&scope, &wanted, slow(&calls)));
+        let joiner = async {
+            tokio::task::yield_now().await;
+            let within_two_seconds = start + Duration::from_secs(2);
+            let joined = deadline::within(within_two_seconds, cache.get_or_fetch(&scope, &wanted, slow(&calls))).await;
+            (joined, start.elapsed())
+        };
+        let (owned, (joined, waited)) = tokio::join!(owner, joiner);
+        assert_eq!(owned.unwrap().values.len(), 1);
+        assert_eq!(joined.unwrap_err().failure, UpstreamFailure::Timeout);
+        assert_eq!(waited, Duration::from_secs(2), "not the 8 s the shared fetch took");
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "the second lookup joined the first one's fetch");
     }
 
     #[tokio::test]
@@ -796,5 +837,34 @@ mod tests {
         cache.store.run_pending_tasks().await;
         let weight = cache.store.weighted_size();
         assert!(weight >= spare as u64, "a 3-byte body holding {spare} bytes weighs {weight}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_ledger_read_joining_a_slower_identical_get_gives_up_at_its_own_deadline() {
+        let cache = cache(Duration::from_secs(60));
+        let url = Url::parse("http://127.0.0.1:1/ledger").unwrap();
+        let alice = credentials(&FingerprintKey::random(), "alice");
+        let calls = AtomicUsize::new(0);
+        let source = SourceName::new("src");
+        let slow_read = || {
+            let fetch = async {
+                calls.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_secs(8)).await;
+                Ok((serde_json::json!([1]), b"[1]".to_vec()))
+            };
+            cache.reusing_ledger(&alice, reuse_json(&source, &url, fetch, decode))
+        };
+        let start = tokio::time::Instant::now();
+        let owner = deadline::within(start + Duration::from_secs(10), slow_read());
+        let joiner = async {
+            tokio::task::yield_now().await;
+            let joined = deadline::within(start + Duration::from_secs(2), slow_read()).await;
+            (joined, start.elapsed())
+        };
+        let (owned, (joined, waited)) = tokio::join!(owner, joiner);
+        assert_eq!(owned.unwrap(), serde_json::json!([1]));
+        assert_eq!(joined.unwrap_err().failure, UpstreamFailure::Timeout);
+        assert_eq!(waited, Duration::from_secs(2), "not the 8 s the shared GET took");
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "the second read joined the first one's GET");
     }
 }

@@ -32,6 +32,16 @@ pub fn remaining() -> Option<Duration> {
     current().map(|deadline| deadline.saturating_duration_since(Instant::now()))
 }
 
+/// `work`, given up when the current deadline passes (`None`): for waiting
+/// on work shared with other requests (a coalesced fetch), which runs under
+/// the deadline of whichever request started it, not this one's.
+pub async fn bounded<F: Future>(work: F) -> Option<F::Output> {
+    match current() {
+        Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
+        None => Some(work.await),
+    }
+}
+
 /// `tokio::spawn` that carries the current deadline into the new task
 /// (task-locals do not cross `spawn` by themselves): for DataLoader
 /// spawners and other fan-outs that run upstream calls in their own task.
@@ -61,6 +71,15 @@ mod tests {
             within(shorter, async { assert_eq!(remaining(), Some(Duration::from_secs(1))) }).await;
         })
         .await;
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn bounded_work_is_given_up_at_the_deadline() {
+        let slow = tokio::time::sleep(Duration::from_secs(8));
+        let deadline = Instant::now() + Duration::from_secs(2);
+        assert_eq!(within(deadline, bounded(slow)).await, None);
+        assert_eq!(Instant::now(), deadline);
+        assert_eq!(bounded(async { 7 }).await, Some(7), "no deadline: no bound");
     }
 
     #[tokio::test(start_paused = true)]
