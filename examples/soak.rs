@@ -35,6 +35,28 @@ const ENTRY: &str = "query($id: ID!) { ledgerEntry(id: $id) { id quantity } }";
 /// Concurrent cursor walks the load cycles through.
 const WALKERS: usize = 16;
 
+/// One cursor walk through the merged ledger: its filter and where it is.
+#[derive(Clone, Debug, Default)]
+struct Walk {
+    filter: Value,
+    after: Value,
+}
+
+/// Where `walker` goes next: on from its cursor, or, at the start of a walk,
+/// from a random point of the mock's year of entries. Walks that all began
+/// at the top would move in step, share upstream reads for the first half of
+/// the ledger and then stop sharing at once, so the load (and the memory it
+/// needs) would change halfway through the run; spread out, it is the same
+/// from the first minute to the last.
+fn walk_step(walks: &Mutex<Vec<Walk>>, walker: usize, rng: &mut SmallRng) -> Walk {
+    let current = walks.lock().map(|w| w[walker].clone()).unwrap_or_default();
+    if !current.after.is_null() {
+        return current;
+    }
+    let start = chrono::Utc::now() - chrono::Duration::seconds(rng.random_range(0..365 * 86_400));
+    Walk { filter: json!({"entryDate": {"lt": start.to_rfc3339()}}), after: Value::Null }
+}
+
 #[derive(Debug, Parser)]
 #[command(about = "Soak the gateway against faulty mock upstreams")]
 struct Args {
@@ -227,7 +249,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     );
 
     let tally = Arc::new(Mutex::new(Tally::default()));
-    let cursors: Arc<Mutex<Vec<Value>>> = Arc::new(Mutex::new(vec![Value::Null; WALKERS]));
+    let walks: Arc<Mutex<Vec<Walk>>> = Arc::new(Mutex::new(vec![Walk::default(); WALKERS]));
     let mut rng = SmallRng::seed_from_u64(7);
     let mut ticks = tokio::time::interval(Duration::from_secs(1) / args.rate.max(1));
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
@@ -242,9 +264,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
             rss_series.push(gateway_process.resident_kib().unwrap_or_default() / 1024);
         }
         sent += 1;
-        let (client, gateway, tally, cursors) = (client.clone(), gateway.clone(), tally.clone(), cursors.clone());
+        let (client, gateway, tally, walks) = (client.clone(), gateway.clone(), tally.clone(), walks.clone());
         let walker = rng.random_range(0..WALKERS);
         let lookup = rng.random_bool(0.2).then(|| ids[rng.random_range(0..ids.len())].clone());
+        let walk = walk_step(&walks, walker, &mut rng);
         // Some callers bring their own token: per-credential limits and circuits.
         let token = rng.random_bool(0.1).then(|| format!("soak-tenant-{}", rng.random_range(0..5)));
         // Finished requests are reaped as the load goes, so the load
@@ -253,10 +276,10 @@ async fn main() -> Result<(), Box<dyn Error>> {
         tasks.spawn(async move {
             let body = match &lookup {
                 Some(id) => json!({"query": ENTRY, "variables": {"id": id}}),
-                None => {
-                    let after = cursors.lock().map(|c| c[walker].clone()).unwrap_or(Value::Null);
-                    json!({"query": LEDGER_PAGE, "variables": {"first": 50, "after": after}})
-                }
+                None => json!({
+                    "query": LEDGER_PAGE,
+                    "variables": {"first": 50, "filter": walk.filter, "after": walk.after}
+                }),
             };
             let mut request = client.post(&gateway).json(&body);
             if let Some(token) = &token {
@@ -273,8 +296,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
                     let next = if info["hasNextPage"] == true { info["endCursor"].clone() } else { Value::Null };
                     // An empty page has no cursor: that walker asks again.
                     if !(next.is_null() && info["hasNextPage"] == true) {
-                        if let Ok(mut cursors) = cursors.lock() {
-                            cursors[walker] = next;
+                        if let Ok(mut walks) = walks.lock() {
+                            walks[walker] = Walk { filter: walk.filter, after: next };
                         }
                     }
                 }

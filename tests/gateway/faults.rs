@@ -155,11 +155,19 @@ async fn transient_failures_are_retried_max_retries_times() {
     .await;
     let id = known_id(&app);
     let mut calls = Calls::start(&app).await;
-    for (status, code) in [(503, "UPSTREAM_UNAVAILABLE"), (500, "UPSTREAM_UNAVAILABLE"), (504, "UPSTREAM_TIMEOUT")] {
-        app.inject_faults(json!([{"upstream": "trackstar", "status": status}])).await;
+    for (fault, code) in [
+        (json!({"status": 503}), "UPSTREAM_UNAVAILABLE"),
+        (json!({"status": 500}), "UPSTREAM_UNAVAILABLE"),
+        (json!({"status": 504}), "UPSTREAM_TIMEOUT"),
+        // The connection drops before the announced length: a network fault.
+        (json!({"body": "cut"}), "UPSTREAM_UNAVAILABLE"),
+    ] {
+        let mut rule = fault.clone();
+        rule["upstream"] = json!("trackstar");
+        app.inject_faults(json!([rule])).await;
         let body = lookup(&app, &id).await;
         assert_upstream_error(&body, code, "trackstar", "ledgerEntry");
-        assert_eq!(calls.since_last().await, 3, "{status}: one call and two retries");
+        assert_eq!(calls.since_last().await, 3, "{fault}: one call and two retries");
     }
 }
 
@@ -457,13 +465,8 @@ async fn malformed_answers_are_bad_responses_and_are_not_retried() {
 }
 
 #[tokio::test]
-async fn a_body_cut_off_mid_transfer_is_a_network_fault_and_retried() {
-    let app = spawn(|config| {
-        let http = &mut trackstar(config).http;
-        http.max_retries = 2;
-        http.breaker.failure_threshold = 100;
-    })
-    .await;
+async fn a_body_cut_off_mid_transfer_is_retried_unlike_a_malformed_one() {
+    let app = spawn(|_| {}).await;
     let id = known_id(&app);
     let mut calls = Calls::start(&app).await;
     app.inject_faults(json!([{"upstream": "trackstar", "route": LEDGER, "body": "cut", "times": 1}])).await;
@@ -471,11 +474,6 @@ async fn a_body_cut_off_mid_transfer_is_a_network_fault_and_retried() {
     assert!(body["errors"].is_null(), "{body}");
     assert_eq!(body["data"]["ledgerEntry"]["id"], id);
     assert_eq!(calls.since_last().await, 2, "the cut answer and its retry");
-
-    app.inject_faults(json!([{"upstream": "trackstar", "route": LEDGER, "body": "cut"}])).await;
-    let body = lookup(&app, &id).await;
-    assert_upstream_error(&body, "UPSTREAM_UNAVAILABLE", "trackstar", "ledgerEntry");
-    assert_eq!(calls.since_last().await, 3, "one call and two retries");
 }
 
 #[tokio::test]
