@@ -309,7 +309,7 @@ impl UpstreamCache {
         scope.count("cache_coalesced_total", joined.len());
         let waits = owned.into_iter().chain(joined.into_iter().map(|(key, flight)| (vec![key], flight)));
         for (keys, flight) in waits {
-            let answers = deadline::bounded(flight).await.unwrap_or_else(|| Err(scope.timeout()))?;
+            let answers = deadline::bounded(flight).await.ok_or_else(|| scope.timeout())??;
             stale_age = stale_age.max(answers.stale_age);
             for key in keys {
                 found.extend(answers.stored.get(&key).and_then(Stored::get::<V>).map(|v| (key, v)));

@@ -337,8 +337,8 @@ impl UpstreamClient {
         if announced > cap as u64 {
             return Err(over_cap());
         }
-        // Sized up front: grown chunk by chunk it would hold up to twice the
-        // body, unseen by the cache's byte bound.
+        // Sized up front: grown chunk by chunk it could hold up to twice the
+        // body, and the ledger cache keeps the buffer as it is.
         let mut body = Vec::with_capacity(announced as usize);
         while let Some(chunk) = response.chunk().await.map_err(|e| self.transport_failure(call, &e))? {
             if body.len() + chunk.len() > cap {
