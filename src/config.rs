@@ -109,6 +109,9 @@ pub struct LimitsConfig {
     pub max_batch: usize,
     /// Most `_entities` representations in one operation.
     pub max_representations: usize,
+    /// Most fields an operation runs, fragments expanded, after identical
+    /// selections are merged; the operations of a batch share one allowance.
+    pub max_fields: usize,
 }
 
 impl Default for LimitsConfig {
@@ -126,13 +129,14 @@ impl Default for LimitsConfig {
             max_body_bytes: 1024 * 1024,
             max_batch: 10,
             max_representations: 100,
+            max_fields: 1000,
         }
     }
 }
 
 impl LimitsConfig {
     /// Each limit with the range it must lie in.
-    fn ranges(&self) -> [(&'static str, usize, usize, usize); 10] {
+    fn ranges(&self) -> [(&'static str, usize, usize, usize); 11] {
         use crate::schema::limits::{MAX_NESTING, MAX_VALUE_NESTING};
         [
             ("limits.max_depth", self.max_depth, 1, MAX_NESTING),
@@ -145,6 +149,7 @@ impl LimitsConfig {
             ("limits.max_body_bytes", self.max_body_bytes, 1024, usize::MAX),
             ("limits.max_batch", self.max_batch, 1, usize::MAX),
             ("limits.max_representations", self.max_representations, 0, usize::MAX),
+            ("limits.max_fields", self.max_fields, 1, usize::MAX),
         ]
     }
 
@@ -615,6 +620,8 @@ credentials = { api_key = "hunter2", access_token = "t" }"#,
         assert_eq!(error.to_string(), "limits.max_body_bytes: must be at least 1024");
         let error = parse("[limits]\nmax_batch = 0").unwrap_err();
         assert_eq!(error.to_string(), "limits.max_batch: must be at least 1");
+        let error = parse("[limits]\nmax_fields = 0").unwrap_err();
+        assert_eq!(error.to_string(), "limits.max_fields: must be at least 1");
         let config = parse("[limits]\nmax_tokens = 500\nmax_aliases = 0\n[server]\nfederation_sdl = true").unwrap();
         assert_eq!((config.limits.max_tokens, config.limits.max_aliases), (500, 0));
         assert!(config.server.federation_sdl);

@@ -82,6 +82,7 @@ impl LimitError {
             LimitError::TooManyRepresentations { .. } => "TOO_MANY_REPRESENTATIONS",
             LimitError::IntrospectionDisabled { .. } => "INTROSPECTION_DISABLED",
             LimitError::FragmentCycle { .. } => "GRAPHQL_VALIDATION_FAILED",
+            LimitError::TooManyFields { .. } | LimitError::BatchTooManyFields { .. } => "TOO_MANY_FIELDS",
         }
     }
 

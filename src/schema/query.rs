@@ -8,6 +8,7 @@ use std::sync::Arc;
 use async_graphql::connection::{Connection, Edge, EmptyFields};
 use async_graphql::{Context, ErrorExtensions, Object, PathSegment, Result, ID};
 use futures::future::join_all;
+use tokio::sync::OnceCell;
 
 use super::entry::LedgerEntry;
 use super::filter::{LedgerEntryFilter, MAX_FILTER_VALUES};
@@ -24,6 +25,9 @@ use crate::upstream::UpstreamError;
 #[derive(Debug)]
 pub struct LedgerEntryConnectionFields {
     filter: Arc<LedgerFilter>,
+    /// The count, computed once however many selections (aliases,
+    /// fragments) ask this connection for it.
+    total: OnceCell<Result<Option<u64>, UpstreamError>>,
 }
 
 #[Object]
@@ -35,7 +39,8 @@ impl LedgerEntryConnectionFields {
     async fn total_count(&self, ctx: &Context<'_>) -> Result<Option<u64>> {
         let registry = ctx.data::<Arc<Registry>>()?;
         let caller = ctx.data::<Caller>()?;
-        registry.total_count(caller, &self.filter).await.map_err(|e| GatewayError::from(e).extend())
+        let total = self.total.get_or_init(|| registry.total_count(caller, &self.filter)).await;
+        total.clone().map_err(|e| GatewayError::from(e).extend())
     }
 }
 
@@ -148,7 +153,7 @@ pub async fn ledger_connection(
     for error in page.errors {
         ctx.add_error(ctx.set_error_path(GatewayError::from(error).into_server_error(Some(ctx.item.pos))));
     }
-    let fields = LedgerEntryConnectionFields { filter: Arc::new(filter) };
+    let fields = LedgerEntryConnectionFields { filter: Arc::new(filter), total: OnceCell::new() };
     let mut connection = Connection::with_additional_fields(cursor.is_some(), page.merged.has_next_page, fields);
     connection.edges.extend(page.merged.edges.into_iter().map(|(entry, cursor)| Edge::new(cursor, LedgerEntry(entry))));
     Ok(connection)

@@ -79,12 +79,13 @@ pub fn decode_body(body: &[u8], limits: &Limits) -> Result<BatchRequest, Request
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => Ok(BatchRequest::Single(serde_json::from_slice(body).map_err(malformed)?)),
         Some(b'[') => {
-            let requests: Vec<Request> = serde_json::from_slice(body).map_err(malformed)?;
+            let mut requests: Vec<Request> = serde_json::from_slice(body).map_err(malformed)?;
             if requests.is_empty() {
                 Err(RequestError::EmptyBatch)
             } else if requests.len() > limits.config.max_batch {
                 Err(RequestError::BatchTooLarge { limit: limits.config.max_batch })
             } else {
+                limits.check_batch(&mut requests)?;
                 Ok(BatchRequest::Batch(requests))
             }
         }

@@ -34,5 +34,8 @@ mod limits;
 mod merged;
 /// Pennylane: dated then undated entries, amounts from lines, pushdown, errors, its mock's wire format.
 mod pennylane;
+/// Repeated selections: identical ones run once; the fields an operation or
+/// a batch runs are bounded.
+mod repeated;
 /// A million-entry ledger: calls and memory per page stay bounded.
 mod scale;

@@ -124,6 +124,31 @@ pub fn check_document(doc: &ExecutableDocument, variables: &Variables, limits: &
     Ok(())
 }
 
+/// Checks that no operation of `doc`, whose identical selections are
+/// merged, selects more than `limits.max_fields` fields, fragments
+/// expanded. Returns the fields of the operation `operation_name` selects
+/// (none selected runs nothing: 0).
+pub fn check_fields(
+    doc: &ExecutableDocument,
+    operation_name: Option<&str>,
+    limits: &Limits,
+) -> Result<usize, LimitError> {
+    let mut measure = Measure { doc, fragments: HashMap::new(), in_progress: HashSet::new() };
+    let selected = selected_operation(doc, operation_name);
+    let limit = limits.config.max_fields;
+    let mut selected_fields = 0;
+    for (_, operation) in doc.operations.iter() {
+        let found = measure.selection_set(&operation.node.selection_set.node, 0)?.fields;
+        if found > limit {
+            return Err(LimitError::TooManyFields { found, limit });
+        }
+        if selected.is_some_and(|selected| std::ptr::eq(selected, operation)) {
+            selected_fields = found;
+        }
+    }
+    Ok(selected_fields)
+}
+
 fn check_shape(shape: &Shape, limits: &Limits) -> Result<(), LimitError> {
     let config = &limits.config;
     let over = |found: usize, limit: usize| (found > limit).then_some((found, limit));
@@ -276,6 +301,18 @@ mod tests {
             check_document(&doc, &Variables::default(), &limits()),
             Err(LimitError::TooComplex { found: 1 << 20, limit: 20_000 })
         );
+    }
+
+    #[test]
+    fn fields_are_checked_for_every_operation_and_counted_for_the_selected_one() {
+        let mut limits = limits();
+        limits.config.max_fields = 4;
+        let doc = parse_query("query A { a { b } ...F } query B { c } fragment F on Query { d e }").unwrap();
+        assert_eq!(check_fields(&doc, Some("A"), &limits), Ok(4));
+        assert_eq!(check_fields(&doc, Some("B"), &limits), Ok(1));
+        assert_eq!(check_fields(&doc, None, &limits), Ok(0));
+        limits.config.max_fields = 3;
+        assert_eq!(check_fields(&doc, Some("B"), &limits), Err(LimitError::TooManyFields { found: 4, limit: 3 }));
     }
 
     #[test]

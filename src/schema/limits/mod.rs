@@ -6,7 +6,9 @@
 //! 2. [`document`]: depth, field count, aliases, root fields, directives,
 //!    `_entities` representations and the introspection switches, measured
 //!    on the parsed document with fragments expanded by counting.
-//! 3. Complexity with `first` weighting, from async-graphql's validation
+//! 3. [`merge`]: identical selections are merged, then the fields that will
+//!    run are counted again (`max_fields`, per operation and per batch).
+//! 4. Complexity with `first` weighting, from async-graphql's validation
 //!    ([`page_cost`] on paged fields).
 //!
 //! Every refusal is a [`LimitError`] with its own `extensions.code`
@@ -14,6 +16,7 @@
 //! names a field of ours.
 
 pub mod document;
+pub mod merge;
 pub mod text;
 
 use std::sync::Arc;
@@ -61,6 +64,10 @@ pub enum LimitError {
     IntrospectionDisabled { field: String },
     #[error("fragment {fragment} spreads itself")]
     FragmentCycle { fragment: String },
+    #[error("operation selects too many fields: {found}, at most {limit}")]
+    TooManyFields { found: usize, limit: usize },
+    #[error("batch selects too many fields: {found}, at most {limit}")]
+    BatchTooManyFields { found: usize, limit: usize },
 }
 
 /// The limits and switches one schema enforces.
@@ -98,9 +105,10 @@ impl Limits {
             .map_err(|_| LimitError::InputTooDeep { limit: self.config.max_input_depth })
     }
 
-    /// Checks a request and leaves its parsed document in it, so it is
-    /// parsed once.
-    pub fn check_request(&self, request: &mut Request) -> ServerResult<()> {
+    /// Checks a request and leaves its parsed document in it, identical
+    /// selections merged, so it is parsed once and repetitions run once.
+    /// Returns the fields the operation to run selects.
+    pub fn check_request(&self, request: &mut Request) -> ServerResult<usize> {
         let fail = |error: LimitError| error.into_server_error();
         text::scan_query(&request.query, &self.text_limits()).map_err(fail)?;
         let deepest = value_depth(request.variables.values());
@@ -109,7 +117,30 @@ impl Limits {
         }
         let variables = request.variables.clone();
         let doc = request.parsed_query().map_err(|e| super::codes::parse_failed(e.clone()))?;
-        document::check_document(doc, &variables, self).map_err(fail)
+        // The other limits bound the document as written, which is what
+        // merging and async-graphql's validation walk.
+        document::check_document(doc, &variables, self).map_err(fail)?;
+        // async-graphql lends its parsed document only by reference.
+        let mut merged = doc.clone();
+        merge::merge_identical(&mut merged);
+        let fields = document::check_fields(&merged, request.operation_name.as_deref(), self).map_err(fail)?;
+        request.set_parsed_query(merged);
+        Ok(fields)
+    }
+
+    /// Checks every request of a batch as [`Self::check_request`] does, and
+    /// refuses the batch when its operations together select more than
+    /// `max_fields`: one HTTP request gets one allowance, however it is
+    /// split. A request failing its own check counts nothing here; its own
+    /// response says why.
+    pub fn check_batch(&self, requests: &mut [Request]) -> Result<(), LimitError> {
+        let found =
+            requests.iter_mut().filter_map(|request| self.check_request(request).ok()).fold(0, usize::saturating_add);
+        let limit = self.config.max_fields;
+        if found > limit {
+            return Err(LimitError::BatchTooManyFields { found, limit });
+        }
+        Ok(())
     }
 
     /// The type of the operation `request` would run, when the query is
