@@ -109,6 +109,12 @@ pub struct LimitsConfig {
     pub max_batch: usize,
     /// Most `_entities` representations in one operation.
     pub max_representations: usize,
+    /// Most upstream calls one request (a whole batch) may make, counting
+    /// every attempt sent (retries and ledger walk steps included; cached
+    /// and shared answers are free). An operation whose estimate exceeds what
+    /// is left is refused before any call; one that runs out while running
+    /// gets `UPSTREAM_BUDGET_EXCEEDED` on the fields that needed more.
+    pub max_upstream_calls: usize,
 }
 
 impl Default for LimitsConfig {
@@ -126,14 +132,15 @@ impl Default for LimitsConfig {
             max_body_bytes: 1024 * 1024,
             max_batch: 10,
             max_representations: 100,
+            max_upstream_calls: 200,
         }
     }
 }
 
 impl LimitsConfig {
     /// Each limit with the range it must lie in.
-    fn ranges(&self) -> [(&'static str, usize, usize, usize); 10] {
-        use crate::schema::limits::{MAX_NESTING, MAX_VALUE_NESTING};
+    fn ranges(&self) -> [(&'static str, usize, usize, usize); 11] {
+        use crate::schema::limits::{budget, MAX_NESTING, MAX_VALUE_NESTING};
         [
             ("limits.max_depth", self.max_depth, 1, MAX_NESTING),
             ("limits.max_complexity", self.max_complexity, 1, usize::MAX),
@@ -145,6 +152,7 @@ impl LimitsConfig {
             ("limits.max_body_bytes", self.max_body_bytes, 1024, usize::MAX),
             ("limits.max_batch", self.max_batch, 1, usize::MAX),
             ("limits.max_representations", self.max_representations, 0, usize::MAX),
+            ("limits.max_upstream_calls", self.max_upstream_calls, 1, budget::MAX_UPSTREAM_CALLS),
         ]
     }
 

@@ -50,6 +50,7 @@ pub fn upstream_code(failure: &UpstreamFailure) -> &'static str {
         UpstreamFailure::PageTokenInvalid => "UPSTREAM_PAGE_TOKEN_INVALID",
         UpstreamFailure::MissingCredentials => "UNAUTHENTICATED",
         UpstreamFailure::CircuitOpen { .. } => "CIRCUIT_OPEN",
+        UpstreamFailure::BudgetExhausted { .. } => "UPSTREAM_BUDGET_EXCEEDED",
     }
 }
 
@@ -82,6 +83,7 @@ impl LimitError {
             LimitError::TooManyRepresentations { .. } => "TOO_MANY_REPRESENTATIONS",
             LimitError::IntrospectionDisabled { .. } => "INTROSPECTION_DISABLED",
             LimitError::FragmentCycle { .. } => "GRAPHQL_VALIDATION_FAILED",
+            LimitError::UpstreamBudget { .. } => "UPSTREAM_BUDGET_EXCEEDED",
         }
     }
 

@@ -113,6 +113,15 @@ impl RateLimiter {
         Ok(Slot { _in_flight: permit.ok() })
     }
 
+    /// How much of one key a single request may hold at once (see
+    /// `budget::share`): half its quota and half its concurrency, at least
+    /// one; `None` when nothing is limited, so nothing is contended.
+    pub fn fair_share(&self) -> Option<usize> {
+        let limit = self.limit?;
+        let half = |n: u32| (n as usize / 2).max(1);
+        Some(limit.concurrency.map_or(half(limit.requests), |c| half(c).min(half(limit.requests))))
+    }
+
     /// Holds every call of this key until `until`, as the upstream asked.
     pub fn pause_until(&self, fingerprint: &Fingerprint, until: Instant) {
         let key = self.key(fingerprint);
