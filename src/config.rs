@@ -109,11 +109,12 @@ pub struct LimitsConfig {
     pub max_batch: usize,
     /// Most `_entities` representations in one operation.
     pub max_representations: usize,
-    /// Most upstream calls one request (a whole batch) may make, counting
-    /// every attempt sent (retries and ledger walk steps included; cached
-    /// and shared answers are free). An operation whose estimate exceeds what
-    /// is left is refused before any call; one that runs out while running
-    /// gets `UPSTREAM_BUDGET_EXCEEDED` on the fields that needed more.
+    /// Most upstream calls one operation may make (each operation of a batch
+    /// has its own), counting every attempt sent: retries and ledger walk
+    /// steps included, cached and shared answers free. An operation whose
+    /// estimate exceeds it is refused before any call; one that runs out
+    /// while running gets `UPSTREAM_BUDGET_EXCEEDED` on the fields that
+    /// needed more.
     pub max_upstream_calls: usize,
 }
 

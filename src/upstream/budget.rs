@@ -1,6 +1,6 @@
-//! How many upstream calls one GraphQL request may make, and its fair share
-//! of each source's outgoing limiter. The server sets a [`CallBudget`] once
-//! per HTTP request (a batch shares one, like the deadline); the client
+//! How many upstream calls one GraphQL operation may make, and its fair
+//! share of each source's outgoing limiter. The schema sets a [`CallBudget`]
+//! around each operation (`schema::limits::budget`); the client
 //! charges it for every attempt it sends, so every connector, walk and
 //! paging loop is covered without code of its own. Answers from the cache or
 //! from a fetch shared with another request cost nothing: no attempt is sent.
@@ -19,12 +19,12 @@ use super::auth::Fingerprint;
 use super::error::UpstreamFailure;
 use crate::model::SourceName;
 
-/// The calls one request may still make, and its limiter shares.
+/// The calls one operation may still make, and its limiter shares.
 #[derive(Debug)]
 pub struct CallBudget {
     limit: usize,
     used: AtomicUsize,
-    /// Per source and credential: the permits this request may hold at once
+    /// Per source and credential: the permits this operation may hold at once
     /// of that limiter key (see [`share`]).
     shares: Mutex<HashMap<(SourceName, Fingerprint), Arc<Semaphore>>>,
 }
@@ -32,10 +32,6 @@ pub struct CallBudget {
 impl CallBudget {
     pub fn new(limit: usize) -> Arc<Self> {
         Arc::new(Self { limit, used: AtomicUsize::new(0), shares: Mutex::default() })
-    }
-
-    pub fn limit(&self) -> usize {
-        self.limit
     }
 
     /// Calls made so far.
@@ -70,8 +66,8 @@ pub async fn within<F: Future>(budget: Arc<CallBudget>, work: F) -> F::Output {
     BUDGET.scope(budget, work).await
 }
 
-/// The budget of the work in progress; `None` outside a request (readiness
-/// probes), which nothing bounds.
+/// The budget of the work in progress; `None` outside an operation
+/// (readiness probes), which nothing bounds.
 pub fn current() -> Option<Arc<CallBudget>> {
     BUDGET.try_with(Arc::clone).ok()
 }
@@ -89,7 +85,7 @@ pub fn charge() -> Result<(), UpstreamFailure> {
     current().map_or(Ok(()), |budget| budget.charge())
 }
 
-/// Waits for one of the current request's `permits` on the limiter key of
+/// Waits for one of the current operation's `permits` on the limiter key of
 /// `source` and `fingerprint`, until `until`. Held for the whole attempt, it
 /// caps what one request holds of that key (queued rate-limit slots and
 /// calls in flight), so another request sharing the credentials finds its
@@ -144,7 +140,7 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn a_request_holds_at_most_its_share_of_a_key() {
+    async fn an_operation_holds_at_most_its_share_of_a_key() {
         let fields = [("token".to_owned(), secrecy::SecretString::from("t"))].into();
         let fingerprint = Credentials::new(&FingerprintKey::random(), fields).fingerprint().clone();
         let source = SourceName::new("s");
@@ -157,7 +153,7 @@ mod tests {
         .await;
         assert!(first.is_some());
         assert_eq!(second.unwrap_err(), UpstreamFailure::RateLimited { retry_after: None });
-        // Another request has its own share of the same key.
+        // Another operation has its own share of the same key.
         let other = within(CallBudget::new(10), share(&source, &fingerprint, 1, until())).await;
         assert!(other.unwrap().is_some());
     }

@@ -26,10 +26,10 @@ use url::Url;
 
 use super::auth::Fingerprint;
 use super::breaker::{BreakerPolicy, CircuitBreakers, Outcome};
-use super::{budget, deadline};
 use super::error::{UpstreamError, UpstreamFailure};
 use super::limiter::{RateLimit, RateLimiter};
 use super::retry::{self, Backoff, RetryBudget};
+use super::{budget, deadline};
 use crate::model::SourceName;
 
 /// How a source's HTTP calls behave. Set per source in config.

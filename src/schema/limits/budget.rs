@@ -1,7 +1,8 @@
 //! The upstream calls an operation will make, estimated before it runs from
 //! each source's batch limits (data in its `SourceInfo`), and refused with
-//! `UPSTREAM_BUDGET_EXCEEDED` when that is more than the request has left
-//! (`limits.max_upstream_calls`, shared by a batch). Unlike the other limits
+//! `UPSTREAM_BUDGET_EXCEEDED` when that is more than its budget
+//! (`limits.max_upstream_calls`, per operation: each operation of a batch
+//! has its own). Unlike the other limits
 //! this stage knows the root fields that call upstreams, since what a field
 //! costs is what it calls:
 //!
@@ -20,16 +21,18 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
-use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextValidation};
+use async_graphql::extensions::{
+    Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextRequest, NextValidation,
+};
 use async_graphql::parser::types::{ExecutableDocument, Field};
-use async_graphql::{Name, Request, ServerError, ServerResult, ValidationResult, Value, Variables};
+use async_graphql::{Name, Request, Response, ServerError, ServerResult, ValidationResult, Value, Variables};
 
 use super::document::{collect_root_fields, selected_operation};
 use super::LimitError;
 use crate::model::{split_global_id, Item, Location};
 use crate::sources::lookup::Entity;
 use crate::sources::Registry;
-use crate::upstream::budget;
+use crate::upstream::budget::{self, CallBudget};
 
 /// Largest allowed `limits.max_upstream_calls`.
 pub const MAX_UPSTREAM_CALLS: usize = 100_000;
@@ -175,13 +178,14 @@ fn selects(doc: &ExecutableDocument, field: &Field, wanted: &str) -> bool {
     children.iter().any(|child| child.name.node.as_str() == wanted)
 }
 
-/// The async-graphql extension refusing operations over budget. The
-/// estimate is taken when the request is prepared (its document parsed)
-/// and checked once the document validates, so invalid documents get their
-/// validation errors, not this one.
+/// The async-graphql extension that gives each operation its budget of
+/// upstream calls (so each operation of a batch has its own: they run
+/// concurrently) and refuses one whose estimate exceeds it. The estimate is
+/// taken when the request is prepared (its document parsed) and checked once
+/// the document validates, so invalid documents get their validation errors,
+/// not this one.
 #[derive(Debug)]
 pub struct UpstreamBudget {
-    /// The budget when no request set one (the schema executed directly).
     limit: usize,
 }
 
@@ -197,7 +201,7 @@ impl ExtensionFactory for UpstreamBudget {
     }
 }
 
-/// One request's check: created per request, so the estimate is its own.
+/// One operation's budget: created per request, so the estimate is its own.
 struct BudgetCheck {
     limit: usize,
     estimate: Mutex<Option<Estimate>>,
@@ -205,6 +209,12 @@ struct BudgetCheck {
 
 #[async_trait::async_trait]
 impl Extension for BudgetCheck {
+    /// Everything the operation does, resolvers and the loaders' tasks
+    /// included, charges this budget.
+    async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
+        budget::within(CallBudget::new(self.limit), next.run(ctx)).await
+    }
+
     async fn prepare_request(
         &self,
         ctx: &ExtensionContext<'_>,
@@ -228,10 +238,8 @@ impl Extension for BudgetCheck {
         let estimate = self.estimate.lock().unwrap_or_else(|p| p.into_inner()).take();
         let (Some(estimate), Ok(registry)) = (estimate, ctx.data::<Arc<Registry>>()) else { return Ok(result) };
         let found = estimate.total(registry);
-        let left = budget::current().map_or(self.limit, |budget| budget.remaining());
-        if found > left {
-            let limit = budget::current().map_or(self.limit, |budget| budget.limit());
-            return Err(vec![LimitError::UpstreamBudget { found, left, limit }.into_server_error()]);
+        if found > self.limit {
+            return Err(vec![LimitError::UpstreamBudget { found, limit: self.limit }.into_server_error()]);
         }
         Ok(result)
     }

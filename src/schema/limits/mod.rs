@@ -10,7 +10,7 @@
 //!    ([`page_cost`] on paged fields).
 //!
 //! 4. [`budget`]: the upstream calls the operation would make, against
-//!    what the request has left of `limits.max_upstream_calls`.
+//!    `limits.max_upstream_calls`.
 //!
 //! Every refusal is a [`LimitError`] with its own `extensions.code`
 //! (`crate::error`). Limits are generic over the schema: nothing here
@@ -63,8 +63,8 @@ pub enum LimitError {
     TooManyRepresentations { found: usize, limit: usize },
     #[error("{field} is disabled on this server")]
     IntrospectionDisabled { field: String },
-    #[error("operation would make about {found} upstream calls; this request has {left} of {limit} left")]
-    UpstreamBudget { found: usize, left: usize, limit: usize },
+    #[error("operation would make about {found} upstream calls, at most {limit}")]
+    UpstreamBudget { found: usize, limit: usize },
     #[error("fragment {fragment} spreads itself")]
     FragmentCycle { fragment: String },
 }
