@@ -624,6 +624,10 @@ credentials = { api_key = "hunter2", access_token = "t" }"#,
         assert_eq!(error.to_string(), "limits.max_body_bytes: must be at least 1024");
         let error = parse("[limits]\nmax_batch = 0").unwrap_err();
         assert_eq!(error.to_string(), "limits.max_batch: must be at least 1");
+        for calls in [0, 100_001] {
+            let error = parse(&format!("[limits]\nmax_upstream_calls = {calls}")).unwrap_err();
+            assert_eq!(error.to_string(), "limits.max_upstream_calls: must be between 1 and 100000");
+        }
         let config = parse("[limits]\nmax_tokens = 500\nmax_aliases = 0\n[server]\nfederation_sdl = true").unwrap();
         assert_eq!((config.limits.max_tokens, config.limits.max_aliases), (500, 0));
         assert!(config.server.federation_sdl);

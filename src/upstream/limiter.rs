@@ -260,6 +260,17 @@ mod tests {
         assert_eq!(elapsed_since(begin), Duration::from_secs(30));
     }
 
+    #[test]
+    fn one_operation_may_hold_half_of_a_quota_and_of_its_concurrency() {
+        let share = |limit: Option<RateLimit>| RateLimiter::new(limit).fair_share();
+        let per_second = |n| RateLimit::new(n, Duration::from_secs(1));
+        assert_eq!(share(None), None);
+        assert_eq!(share(Some(per_second(10))), Some(5));
+        assert_eq!(share(Some(per_second(1))), Some(1));
+        assert_eq!(share(Some(per_second(100).with_concurrency(5))), Some(2));
+        assert_eq!(share(Some(per_second(4).with_concurrency(50))), Some(2));
+    }
+
     #[tokio::test(start_paused = true)]
     async fn concurrency_is_capped_per_key() {
         let limit = RateLimit::new(100, Duration::from_secs(1)).with_concurrency(2);
