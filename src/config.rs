@@ -112,6 +112,13 @@ pub struct LimitsConfig {
     /// Most fields an operation runs, fragments expanded, after identical
     /// selections are merged; the operations of a batch share one allowance.
     pub max_fields: usize,
+    /// Most upstream calls one operation may make (each operation of a batch
+    /// has its own), counting every attempt sent: retries and ledger walk
+    /// steps included, cached and shared answers free. An operation whose
+    /// estimate exceeds it is refused before any call; one that runs out
+    /// while running gets `UPSTREAM_BUDGET_EXCEEDED` on the fields that
+    /// needed more.
+    pub max_upstream_calls: usize,
 }
 
 impl Default for LimitsConfig {
@@ -130,14 +137,15 @@ impl Default for LimitsConfig {
             max_batch: 10,
             max_representations: 100,
             max_fields: 1000,
+            max_upstream_calls: 200,
         }
     }
 }
 
 impl LimitsConfig {
     /// Each limit with the range it must lie in.
-    fn ranges(&self) -> [(&'static str, usize, usize, usize); 11] {
-        use crate::schema::limits::{MAX_NESTING, MAX_VALUE_NESTING};
+    fn ranges(&self) -> [(&'static str, usize, usize, usize); 12] {
+        use crate::schema::limits::{budget, MAX_NESTING, MAX_VALUE_NESTING};
         [
             ("limits.max_depth", self.max_depth, 1, MAX_NESTING),
             ("limits.max_complexity", self.max_complexity, 1, usize::MAX),
@@ -150,6 +158,7 @@ impl LimitsConfig {
             ("limits.max_batch", self.max_batch, 1, usize::MAX),
             ("limits.max_representations", self.max_representations, 0, usize::MAX),
             ("limits.max_fields", self.max_fields, 1, usize::MAX),
+            ("limits.max_upstream_calls", self.max_upstream_calls, 1, budget::MAX_UPSTREAM_CALLS),
         ]
     }
 
@@ -622,6 +631,10 @@ credentials = { api_key = "hunter2", access_token = "t" }"#,
         assert_eq!(error.to_string(), "limits.max_batch: must be at least 1");
         let error = parse("[limits]\nmax_fields = 0").unwrap_err();
         assert_eq!(error.to_string(), "limits.max_fields: must be at least 1");
+        for calls in [0, 100_001] {
+            let error = parse(&format!("[limits]\nmax_upstream_calls = {calls}")).unwrap_err();
+            assert_eq!(error.to_string(), "limits.max_upstream_calls: must be between 1 and 100000");
+        }
         let config = parse("[limits]\nmax_tokens = 500\nmax_aliases = 0\n[server]\nfederation_sdl = true").unwrap();
         assert_eq!((config.limits.max_tokens, config.limits.max_aliases), (500, 0));
         assert!(config.server.federation_sdl);

@@ -50,6 +50,7 @@ pub fn upstream_code(failure: &UpstreamFailure) -> &'static str {
         UpstreamFailure::PageTokenInvalid => "UPSTREAM_PAGE_TOKEN_INVALID",
         UpstreamFailure::MissingCredentials => "UNAUTHENTICATED",
         UpstreamFailure::CircuitOpen { .. } => "CIRCUIT_OPEN",
+        UpstreamFailure::BudgetExhausted { .. } => "UPSTREAM_BUDGET_EXCEEDED",
     }
 }
 
@@ -83,6 +84,7 @@ impl LimitError {
             LimitError::IntrospectionDisabled { .. } => "INTROSPECTION_DISABLED",
             LimitError::FragmentCycle { .. } => "GRAPHQL_VALIDATION_FAILED",
             LimitError::TooManyFields { .. } | LimitError::BatchTooManyFields { .. } => "TOO_MANY_FIELDS",
+            LimitError::UpstreamBudget { .. } => "UPSTREAM_BUDGET_EXCEEDED",
         }
     }
 

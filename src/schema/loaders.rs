@@ -63,7 +63,7 @@ type EntityDataLoader<E> = DataLoader<EntityLoader<E>, HashMapCache>;
 fn loader<E: Entity>(binding: &Binding) -> EntityDataLoader<E> {
     DataLoader::with_cache(
         EntityLoader { binding: binding.clone(), kind: PhantomData },
-        tokio::spawn,
+        crate::upstream::budget::spawn,
         HashMapCache::new(),
     )
 }

@@ -31,6 +31,7 @@ pub fn build_schema(registry: Arc<Registry>, config: &Config) -> LedgerSchema {
         .extension(codes::ErrorCodes)
         .extension(stale::StaleNotice)
         .extension(limits::QueryLimits::new(limits::Limits::new(config)))
+        .extension(limits::budget::UpstreamBudget::new(config.limits.max_upstream_calls))
         .limit_recursive_depth(limits::MAX_NESTING)
         .data(registry)
         .data(config.limits.clone());

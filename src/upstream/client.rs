@@ -3,7 +3,9 @@
 //!
 //! 1. the request deadline (`deadline`): nothing starts after it;
 //! 2. the circuit breaker of the source and credential (`breaker`);
-//! 3. the outgoing rate limit of the source and credential (`limiter`);
+//! 3. the outgoing rate limit of the source and credential (`limiter`), of
+//!    which one request holds at most a fair share, and the request's
+//!    budget of upstream calls, charged per attempt sent (`budget`);
 //! 4. the attempt: a timeout that fits the deadline, no redirects (custom
 //!    auth headers would follow them to another host), a capped body read,
 //!    status classification shared by every connector plus the connector's
@@ -24,10 +26,10 @@ use url::Url;
 
 use super::auth::Fingerprint;
 use super::breaker::{BreakerPolicy, CircuitBreakers, Outcome};
-use super::deadline;
 use super::error::{UpstreamError, UpstreamFailure};
 use super::limiter::{RateLimit, RateLimiter};
 use super::retry::{self, Backoff, RetryBudget};
+use super::{budget, deadline};
 use crate::model::SourceName;
 
 /// How a source's HTTP calls behave. Set per source in config.
@@ -257,6 +259,8 @@ impl UpstreamClient {
         if deadline.is_some_and(|deadline| deadline <= Instant::now()) {
             return Err(UpstreamFailure::Timeout);
         }
+        // Spent: fail before waiting on anything.
+        budget::check().inspect_err(|failure| self.fast_failure(call, failure))?;
         let permit =
             self.guards.breakers.admit(&call.fingerprint).inspect_err(|failure| self.fast_failure(call, failure))?;
         // A quota wait is bounded like a `Retry-After`: never longer than
@@ -264,12 +268,20 @@ impl UpstreamClient {
         // as readiness probes, included).
         let longest_wait = Instant::now() + self.policy.max_retry_wait;
         let wait_until = deadline.map_or(longest_wait, |deadline| deadline.min(longest_wait));
+        let _share = match self.guards.limiter.fair_share() {
+            Some(permits) => budget::share(&self.source, &call.fingerprint, permits, wait_until).await,
+            None => Ok(None),
+        }
+        .inspect_err(|failure| self.fast_failure(call, failure))?;
         let _slot = self
             .guards
             .limiter
             .acquire(&call.fingerprint, Some(wait_until))
             .await
             .inspect_err(|failure| self.fast_failure(call, failure))?;
+        // Charged only now, for an attempt about to be sent: a refusal above
+        // costs the request nothing.
+        budget::charge().inspect_err(|failure| self.fast_failure(call, failure))?;
         let remaining = deadline.map(|deadline| deadline.saturating_duration_since(Instant::now()));
         let timeout = remaining.map_or(self.policy.request_timeout, |left| left.min(self.policy.request_timeout));
         if timeout.is_zero() {
@@ -289,6 +301,7 @@ impl UpstreamClient {
     fn fast_failure(&self, call: &Call, failure: &UpstreamFailure) {
         let reason = match failure {
             UpstreamFailure::CircuitOpen { .. } => "circuit_open",
+            UpstreamFailure::BudgetExhausted { .. } => "budget_exhausted",
             _ => "rate_limited",
         };
         debug!(source = %self.source, route = call.route, reason, "upstream call refused before sending");

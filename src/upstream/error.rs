@@ -44,6 +44,8 @@ pub enum UpstreamFailure {
     PageTokenInvalid,
     #[error("credentials for this source are missing")]
     MissingCredentials,
+    #[error("this request has made its {limit} upstream calls")]
+    BudgetExhausted { limit: usize },
     #[error("upstream is failing; calls are paused until it recovers")]
     CircuitOpen { retry_after: Duration },
 }

@@ -113,6 +113,15 @@ impl RateLimiter {
         Ok(Slot { _in_flight: permit.ok() })
     }
 
+    /// How much of one key a single request may hold at once (see
+    /// `budget::share`): half its quota and half its concurrency, at least
+    /// one; `None` when nothing is limited, so nothing is contended.
+    pub fn fair_share(&self) -> Option<usize> {
+        let limit = self.limit?;
+        let half = |n: u32| (n as usize / 2).max(1);
+        Some(limit.concurrency.map_or(half(limit.requests), |c| half(c).min(half(limit.requests))))
+    }
+
     /// Holds every call of this key until `until`, as the upstream asked.
     pub fn pause_until(&self, fingerprint: &Fingerprint, until: Instant) {
         let key = self.key(fingerprint);
@@ -249,6 +258,17 @@ mod tests {
         let begin = Instant::now();
         limiter.acquire(&a, None).await.unwrap();
         assert_eq!(elapsed_since(begin), Duration::from_secs(30));
+    }
+
+    #[test]
+    fn one_operation_may_hold_half_of_a_quota_and_of_its_concurrency() {
+        let share = |limit: Option<RateLimit>| RateLimiter::new(limit).fair_share();
+        let per_second = |n| RateLimit::new(n, Duration::from_secs(1));
+        assert_eq!(share(None), None);
+        assert_eq!(share(Some(per_second(10))), Some(5));
+        assert_eq!(share(Some(per_second(1))), Some(1));
+        assert_eq!(share(Some(per_second(100).with_concurrency(5))), Some(2));
+        assert_eq!(share(Some(per_second(4).with_concurrency(50))), Some(2));
     }
 
     #[tokio::test(start_paused = true)]

@@ -2,10 +2,11 @@
 //! reads, no redirects), the request deadline, retries with backoff and a
 //! budget, the circuit breaker, outgoing rate limits, per-caller credentials
 //! and their fingerprints, exact decimals from JSON, the shared cache, and
-//! the error type connectors return.
+//! the error type connectors return, and each request's budget of calls.
 
 pub mod auth;
 pub mod breaker;
+pub mod budget;
 pub mod cache;
 pub mod client;
 pub mod deadline;

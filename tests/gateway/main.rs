@@ -9,6 +9,9 @@ mod helpers;
 /// BigLedger: entries synthesized from adjustments and transfers, pushdown,
 /// lookups by id, its error dialect.
 mod bigledger;
+/// The upstream call budget: refused before any call, stopped while running,
+/// shared by a batch, and fair shares of a source's limiter.
+mod budget;
 /// Business Central: OData pushdown, day-precision paging, enums, decimals, errors.
 mod business_central;
 /// The shared cache: ledger pages reused briefly, TTLs, errors never kept, metrics.

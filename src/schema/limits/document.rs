@@ -205,7 +205,12 @@ fn check_root_fields(
     Ok(())
 }
 
-fn collect_root_fields<'a>(doc: &'a ExecutableDocument, set: &'a SelectionSet, level: usize, out: &mut Vec<&'a Field>) {
+pub(super) fn collect_root_fields<'a>(
+    doc: &'a ExecutableDocument,
+    set: &'a SelectionSet,
+    level: usize,
+    out: &mut Vec<&'a Field>,
+) {
     // Cycles were refused by the measure; the level only bounds the stack.
     if level > MAX_NESTING {
         return;

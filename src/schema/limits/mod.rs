@@ -11,10 +11,14 @@
 //! 4. Complexity with `first` weighting, from async-graphql's validation
 //!    ([`page_cost`] on paged fields).
 //!
+//! 4. [`budget`]: the upstream calls the operation would make, against
+//!    `limits.max_upstream_calls`.
+//!
 //! Every refusal is a [`LimitError`] with its own `extensions.code`
 //! (`crate::error`). Limits are generic over the schema: nothing here
 //! names a field of ours.
 
+pub mod budget;
 pub mod document;
 pub mod merge;
 pub mod text;
@@ -62,6 +66,8 @@ pub enum LimitError {
     TooManyRepresentations { found: usize, limit: usize },
     #[error("{field} is disabled on this server")]
     IntrospectionDisabled { field: String },
+    #[error("operation would make about {found} upstream calls, at most {limit}")]
+    UpstreamBudget { found: usize, limit: usize },
     #[error("fragment {fragment} spreads itself")]
     FragmentCycle { fragment: String },
     #[error("operation selects too many fields: {found}, at most {limit}")]
