@@ -474,7 +474,8 @@ impl SourceConfig {
             return Some("base_url must not carry credentials: put them in credentials".into());
         }
         let known = |field: &String| rules.credential_fields.contains(&field.as_str());
-        let keys = self.credentials.keys().map(|k| ("credentials", k)).chain(self.forward.keys().map(|k| ("forward", k)));
+        let keys =
+            self.credentials.keys().map(|k| ("credentials", k)).chain(self.forward.keys().map(|k| ("forward", k)));
         for (table, field) in keys {
             if !known(field) {
                 let valid = rules.credential_fields.join(", ");
@@ -492,7 +493,9 @@ impl SourceConfig {
             }
         }
         if self.initial_window_secs.is_some() && !rules.date_windows {
-            return Some("initial_window_secs only applies to sources read in date windows (trackstar, bigledger)".into());
+            return Some(
+                "initial_window_secs only applies to sources read in date windows (trackstar, bigledger)".into(),
+            );
         }
         let mut bounds = self.http.bounds(deadline_ms);
         if let Some(size) = self.page_size {
@@ -517,14 +520,17 @@ impl Config {
     /// environment, the sources from the mock upstreams. Sources configured
     /// there too are an error: which ones to serve would be a guess.
     pub fn load_demo(file: Option<&Path>, mock_sources: BTreeMap<String, SourceConfig>) -> Result<Self, ConfigError> {
-        let mut config = Self::layered(file)?;
-        if !config.sources.is_empty() {
-            let names = config.sources.keys().cloned().collect::<Vec<_>>().join(", ");
+        Self::layered(file)?.with_demo_sources(mock_sources)
+    }
+
+    fn with_demo_sources(mut self, mock_sources: BTreeMap<String, SourceConfig>) -> Result<Self, ConfigError> {
+        if !self.sources.is_empty() {
+            let names = self.sources.keys().cloned().collect::<Vec<_>>().join(", ");
             return Err(ConfigError::DemoWithSources { names });
         }
-        config.sources = mock_sources;
-        config.validate()?;
-        Ok(config)
+        self.sources = mock_sources;
+        self.validate()?;
+        Ok(self)
     }
 
     /// Whether any `LEDGER_GATEWAY__…` variable is set: configuration, even
@@ -602,13 +608,33 @@ impl Config {
 mod tests {
     use super::*;
 
-    fn parse(toml: &str) -> Result<Config, ConfigError> {
-        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+    /// A valid source, for tests about other sections.
+    const WMS: &str = r#"
+[sources.wms]
+kind = "trackstar"
+base_url = "https://x.example"
+credentials = { api_key = "k", access_token = "t" }"#;
+
+    fn layered(toml: &str) -> Result<Config, ConfigError> {
+        Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::string(toml))
             .extract()
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
+            .map_err(|e| ConfigError::Load(e.to_string()))
+    }
+
+    fn parse(toml: &str) -> Result<Config, ConfigError> {
+        let config = layered(toml)?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// `toml` (sections other than sources) with the source `WMS` added.
+    fn parse_with_source(toml: &str) -> Result<Config, ConfigError> {
+        parse(&format!("{toml}\n{WMS}"))
+    }
+
+    fn error(toml: &str) -> String {
+        parse(toml).unwrap_err().to_string()
     }
 
     #[test]
@@ -625,7 +651,7 @@ credentials = { api_key = "k", access_token = "t" }"#,
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let error = parse("[server]\nlisten = \"127.0.0.1:1\"\ncolour = true").unwrap_err();
+        let error = parse_with_source("[server]\nlisten = \"127.0.0.1:1\"\ncolour = true").unwrap_err();
         assert!(error.to_string().contains("colour"), "{error}");
     }
 
@@ -661,7 +687,7 @@ credentials = { api_key = "k", access_token = "t" }"#,
 
     #[test]
     fn cache_overrides_for_unknown_sources_name_the_key() {
-        let error = parse("[cache.sources.nope]\nitem_ttl_secs = 1").unwrap_err();
+        let error = parse_with_source("[cache.sources.nope]\nitem_ttl_secs = 1").unwrap_err();
         assert_eq!(error.to_string(), "cache.sources: \"nope\" is not a configured source");
     }
 
@@ -705,29 +731,39 @@ rate_limit = { requests = 6000, per_ms = 300000, concurrency = 5 }"#,
         let cases = [
             (
                 "request_timeout_ms = 20000",
-                "sources.wms: http.request_timeout_ms must be shorter than server.request_timeout_ms (15000)",
+                "http.request_timeout_ms must be between 1 and 14999 (shorter than server.request_timeout_ms)",
             ),
-            ("breaker = { failure_threshold = 0 }", "sources.wms: http.breaker.failure_threshold must be at least 1"),
-            ("breaker = { cool_down_ms = 0 }", "sources.wms: http.breaker.cool_down_ms must be positive"),
+            ("connect_timeout_ms = 0", "http.connect_timeout_ms must be between 1 and 600000"),
+            ("max_retries = 1000", "http.max_retries must be between 0 and 10"),
+            ("breaker = { failure_threshold = 0 }", "http.breaker.failure_threshold must be between 1 and 10000"),
+            ("breaker = { cool_down_ms = 0 }", "http.breaker.cool_down_ms must be between 1 and 86400000"),
+            // Past `Instant`'s range: opening the circuit would panic.
             (
-                "rate_limit = { requests = 0, per_ms = 1000 }",
-                "sources.wms: http.rate_limit requests and per_ms must be positive",
+                "breaker = { cool_down_ms = 9223372036854775807 }",
+                "http.breaker.cool_down_ms must be between 1 and 86400000",
             ),
+            ("rate_limit = { requests = 0, per_ms = 1000 }", "http.rate_limit.requests must be between 1 and 100000"),
+            ("rate_limit = { requests = 5, per_ms = 0 }", "http.rate_limit.per_ms must be between 1 and 86400000"),
             (
                 "rate_limit = { requests = 5, per_ms = 1000, concurrency = 0 }",
-                "sources.wms: http.rate_limit.concurrency must be at least 1",
+                "http.rate_limit.concurrency must be between 1 and 10000",
             ),
             (
                 "backoff_base_ms = 500, backoff_max_ms = 100",
-                "sources.wms: http.backoff_max_ms must be at least backoff_base_ms",
+                "http.backoff_max_ms must be between 500 and 600000 (at least http.backoff_base_ms)",
             ),
-            ("max_body_bytes = 0", "sources.wms: http.max_body_bytes must be positive"),
+            ("max_retry_wait_ms = 86400000", "http.max_retry_wait_ms must be between 0 and 600000"),
+            ("retry_budget_percent = 101", "http.retry_budget_percent must be between 0 and 100"),
+            ("retry_budget_reserve = 4000000000", "http.retry_budget_reserve must be between 0 and 10000"),
+            ("max_body_bytes = 0", "http.max_body_bytes must be between 1 and 1073741824"),
         ];
         for (http, expected) in cases {
-            assert_eq!(parse(&source(http)).unwrap_err().to_string(), expected, "{http}");
+            assert_eq!(error(&source(http)), format!("sources.wms: {expected}"), "{http}");
         }
-        let error = parse("[server]\nrequest_timeout_ms = 0").unwrap_err();
-        assert_eq!(error.to_string(), "server.request_timeout_ms: must be positive");
+        for timeout in [0, 99, 600_001] {
+            let toml = format!("[server]\nrequest_timeout_ms = {timeout}");
+            assert_eq!(error(&toml), "server.request_timeout_ms: must be between 100 and 600000", "{timeout}");
+        }
     }
 
     #[test]
@@ -745,16 +781,146 @@ credentials = { api_key = "hunter2", access_token = "t" }"#,
 
     #[test]
     fn limits_outside_their_range_name_the_key() {
-        let error = parse("[limits]\nmax_depth = 0").unwrap_err();
-        assert_eq!(error.to_string(), "limits.max_depth: must be between 1 and 32");
-        let error = parse("[limits]\nmax_input_depth = 200").unwrap_err();
-        assert_eq!(error.to_string(), "limits.max_input_depth: must be between 1 and 64");
-        let error = parse("[limits]\nmax_body_bytes = 10").unwrap_err();
-        assert_eq!(error.to_string(), "limits.max_body_bytes: must be at least 1024");
-        let error = parse("[limits]\nmax_batch = 0").unwrap_err();
-        assert_eq!(error.to_string(), "limits.max_batch: must be at least 1");
-        let config = parse("[limits]\nmax_tokens = 500\nmax_aliases = 0\n[server]\nfederation_sdl = true").unwrap();
+        let cases = [
+            ("max_depth = 0", "limits.max_depth: must be between 1 and 32"),
+            ("max_input_depth = 200", "limits.max_input_depth: must be between 1 and 64"),
+            ("max_body_bytes = 10", "limits.max_body_bytes: must be between 1024 and 67108864"),
+            ("max_body_bytes = 9223372036854775807", "limits.max_body_bytes: must be between 1024 and 67108864"),
+            ("max_batch = 0", "limits.max_batch: must be at least 1"),
+            ("max_page_size = 0", "limits.max_page_size: must be between 1 and 10000"),
+            ("max_page_size = 1000000", "limits.max_page_size: must be between 1 and 10000"),
+            ("default_page_size = 0", "limits.default_page_size: must be between 1 and 500"),
+            ("default_page_size = 501", "limits.default_page_size: must be between 1 and 500"),
+        ];
+        for (limit, expected) in cases {
+            assert_eq!(parse_with_source(&format!("[limits]\n{limit}")).unwrap_err().to_string(), expected);
+        }
+        let config =
+            parse_with_source("[limits]\nmax_tokens = 500\nmax_aliases = 0\n[server]\nfederation_sdl = true").unwrap();
         assert_eq!((config.limits.max_tokens, config.limits.max_aliases), (500, 0));
         assert!(config.server.federation_sdl);
+    }
+
+    #[test]
+    fn a_configuration_without_sources_names_the_missing_section() {
+        let error = error("[server]\nlisten = \"127.0.0.1:1\"");
+        assert!(error.starts_with("no sources configured: add at least one [sources.<name>] table"), "{error}");
+        assert!(error.contains("--demo"), "{error}");
+    }
+
+    #[test]
+    fn the_demo_takes_every_setting_but_the_sources() {
+        let mock = parse(WMS).unwrap().sources;
+        let config =
+            layered("[server]\ngraphiql = false\n[limits]\nmax_batch = 3\n[cache.sources.wms]\nitem_ttl_secs = 1")
+                .unwrap()
+                .with_demo_sources(mock.clone())
+                .unwrap();
+        assert!(!config.server.graphiql);
+        assert_eq!(config.limits.max_batch, 3);
+        assert_eq!(config.cache.sources["wms"].item_ttl_secs, Some(1), "overrides may name the mock's sources");
+        assert_eq!(config.sources.keys().collect::<Vec<_>>(), ["wms"]);
+        let error = layered(WMS).unwrap().with_demo_sources(mock.clone()).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("--demo serves the mock upstreams, but the configuration also has [sources] (wms)"),
+            "{error}"
+        );
+        let error = layered("[limits]\nmax_batch = 0").unwrap().with_demo_sources(mock).unwrap_err();
+        assert_eq!(error.to_string(), "limits.max_batch: must be at least 1", "the demo validates its settings");
+    }
+
+    #[test]
+    fn unknown_credential_and_forward_keys_list_the_valid_ones() {
+        let source = |extra: &str| {
+            format!(
+                "[sources.wms]\nkind = \"trackstar\"\nbase_url = \"https://x.example\"\n\
+                 credentials = {{ api_key = \"k\", access_token = \"t\"{extra} }}"
+            )
+        };
+        assert_eq!(
+            error(&source(", client_secret = \"s\"")),
+            "sources.wms: credentials.client_secret is not a credential of this kind of source (valid: api_key, access_token)"
+        );
+        assert_eq!(
+            error(&format!("{WMS}\nforward = {{ tokn = \"x-token\" }}")),
+            "sources.wms: forward.tokn is not a credential of this kind of source (valid: api_key, access_token)"
+        );
+        let books = "[sources.books]\nkind = \"pennylane\"\nbase_url = \"https://x.example\"\ncredentials = { token = \"t\", api_key = \"k\" }";
+        assert_eq!(
+            error(books),
+            "sources.books: credentials.api_key is not a credential of this kind of source (valid: token)"
+        );
+    }
+
+    #[test]
+    fn connector_settings_outside_their_range_name_the_key() {
+        let source = |kind: &str, extra: &str| {
+            let credentials = match kind {
+                "trackstar" => "api_key = \"k\", access_token = \"t\"",
+                "bigledger" => "api_key = \"k\", company_id = \"c\"",
+                _ => "token = \"t\"",
+            };
+            format!("[sources.s]\nkind = \"{kind}\"\nbase_url = \"https://x.example\"\ncredentials = {{ {credentials} }}\n{extra}")
+        };
+        let cases = [
+            ("trackstar", "page_size = 0", "page_size must be between 1 and 1000"),
+            ("trackstar", "page_size = 1001", "page_size must be between 1 and 1000"),
+            ("bigledger", "page_size = 201", "page_size must be between 1 and 200"),
+            ("pennylane", "page_size = 101", "page_size must be between 1 and 100"),
+            ("business-central", "page_size = 20001", "page_size must be between 1 and 20000"),
+            ("trackstar", "initial_window_secs = 0", "initial_window_secs must be between 1 and 3153600000"),
+            // Beyond chrono's range: the unchecked conversion used to panic.
+            (
+                "trackstar",
+                "initial_window_secs = 9223372036854775807",
+                "initial_window_secs must be between 1 and 3153600000",
+            ),
+            ("bigledger", "initial_window_secs = 3153600001", "initial_window_secs must be between 1 and 3153600000"),
+            (
+                "pennylane",
+                "initial_window_secs = 60",
+                "initial_window_secs only applies to sources read in date windows (trackstar, bigledger)",
+            ),
+        ];
+        for (kind, extra, expected) in cases {
+            assert_eq!(error(&source(kind, extra)), format!("sources.s: {expected}"), "{kind} {extra}");
+        }
+        let config = parse(&source("trackstar", "page_size = 1000\ninitial_window_secs = 3153600000")).unwrap();
+        assert_eq!(config.sources["s"].initial_window(), Some(chrono::Duration::days(36_500)));
+    }
+
+    #[test]
+    fn negative_numbers_are_refused_naming_the_key() {
+        let error = parse_with_source("[server]\nrequest_timeout_ms = -1").unwrap_err().to_string();
+        assert!(error.contains("request_timeout_ms"), "{error}");
+        let error = error(&format!("{WMS}\nhttp = {{ max_retries = -2 }}"));
+        assert!(error.contains("max_retries"), "{error}");
+    }
+
+    #[test]
+    fn cache_settings_outside_their_range_name_the_key() {
+        let cases = [
+            ("[cache]\nmax_bytes = 0", "cache.max_bytes: must be at least 1"),
+            // moka refuses a time-to-live of centuries with a panic.
+            ("[cache]\nitem_ttl_secs = 9223372036854775807", "cache.item_ttl_secs: must be between 0 and 31536000"),
+            ("[cache]\nstale_if_error_secs = 31536001", "cache.stale_if_error_secs: must be between 0 and 31536000"),
+            (
+                "[cache.sources.wms]\nlocation_ttl_secs = 31536001",
+                "cache.sources: wms.location_ttl_secs must be between 0 and 31536000",
+            ),
+        ];
+        for (cache, expected) in cases {
+            assert_eq!(parse_with_source(cache).unwrap_err().to_string(), expected, "{cache}");
+        }
+        let config = parse_with_source("[cache]\nitem_ttl_secs = 31536000\nledger_ttl_secs = 0").unwrap();
+        assert_eq!(config.cache.item_ttl_secs, 31_536_000);
+    }
+
+    #[test]
+    fn a_base_url_carrying_credentials_is_refused() {
+        let toml = WMS.replace("https://x.example", "https://user:hunter2@x.example");
+        assert_eq!(error(&toml), "sources.wms: base_url must not carry credentials: put them in credentials");
     }
 }
