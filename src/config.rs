@@ -893,10 +893,10 @@ credentials = { api_key = "hunter2", access_token = "t" }"#,
 
     #[test]
     fn negative_numbers_are_refused_naming_the_key() {
-        let error = parse_with_source("[server]\nrequest_timeout_ms = -1").unwrap_err().to_string();
-        assert!(error.contains("request_timeout_ms"), "{error}");
-        let error = error(&format!("{WMS}\nhttp = {{ max_retries = -2 }}"));
-        assert!(error.contains("max_retries"), "{error}");
+        let server = parse_with_source("[server]\nrequest_timeout_ms = -1").unwrap_err().to_string();
+        assert!(server.contains("request_timeout_ms"), "{server}");
+        let http = error(&format!("{WMS}\nhttp = {{ max_retries = -2 }}"));
+        assert!(http.contains("max_retries"), "{http}");
     }
 
     #[test]

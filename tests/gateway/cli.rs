@@ -55,7 +55,8 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn serve_refuses_to_start_without_sources_unless_it_is_the_demo() {
     let sourceless = config_file("sourceless", "[server]\nlisten = \"127.0.0.1:0\"\n[limits]\nmax_batch = 5\n");
-    let cases: [(&[&str], &[(&str, &str)]); 4] = [
+    type Env<'a> = &'a [(&'a str, &'a str)];
+    let cases: [(&[&str], Env); 4] = [
         (&["serve", "--config", &sourceless], &[]),
         (&["serve"], &[("LEDGER_GATEWAY_CONFIG", &sourceless)]),
         // Settings alone, in the environment or as a flag, are configuration too.
