@@ -76,3 +76,26 @@ pub struct MockArgs {
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> ServeArgs {
+        match Cli::try_parse_from(args).map(|cli| cli.command) {
+            Ok(Some(Command::Serve(args))) => args,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_demo_runs_when_asked_for_or_when_nothing_is_configured() {
+        assert!(ServeArgs::default().runs_demo(false), "no command, no flag, no variable");
+        assert!(serve(&["ledger-gateway", "serve"]).runs_demo(false));
+        assert!(serve(&["ledger-gateway", "serve", "--demo", "--config", "f.toml"]).runs_demo(true));
+        assert!(!serve(&["ledger-gateway", "serve"]).runs_demo(true), "a LEDGER_GATEWAY__ variable configures");
+        assert!(!serve(&["ledger-gateway", "serve", "--config", "f.toml"]).runs_demo(false));
+        assert!(!serve(&["ledger-gateway", "serve", "--listen", "127.0.0.1:0"]).runs_demo(false));
+        assert!(Cli::try_parse_from(["ledger-gateway", "serve", "--mock-listen", "127.0.0.1:0"]).is_err());
+    }
+}
