@@ -1,4 +1,4 @@
-//! Command line: `serve` (default), `mock`, `print-schema`.
+//! Command line: `serve` (default), `check-config`, `mock`, `print-schema`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,9 +14,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the gateway. Without a config (file or LEDGER_GATEWAY__SOURCES__*),
-    /// runs the demo: mock upstreams in-process, gateway pointed at them.
+    /// Serve the configured sources (--config FILE and LEDGER_GATEWAY__*
+    /// variables), or the demo: mock upstreams in-process, the gateway
+    /// pointed at them. The demo runs with --demo, or when nothing is
+    /// configured at all: no flag, no file, no LEDGER_GATEWAY__* variable.
     Serve(ServeArgs),
+    /// Load and validate the configuration (file plus environment) without
+    /// serving, and print the effective settings, secrets redacted.
+    /// Exits 1 when it is invalid.
+    CheckConfig(CheckConfigArgs),
     /// Run the mock upstreams alone.
     Mock(MockArgs),
     /// Print the federation SDL the server serves.
@@ -31,9 +37,31 @@ pub struct ServeArgs {
     /// Address to listen on (overrides server.listen).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// Where the demo's mock upstreams listen (default: an ephemeral loopback port).
+    /// Serve the mock upstreams: every setting but the sources still comes
+    /// from --config and the environment, which must configure no sources.
     #[arg(long)]
+    pub demo: bool,
+    /// Where the demo's mock upstreams listen (default: an ephemeral loopback port).
+    #[arg(long, requires = "demo")]
     pub mock_listen: Option<SocketAddr>,
+}
+
+impl ServeArgs {
+    /// Whether to serve the demo: asked for, or nothing configured at all.
+    /// Anything configured (a flag, a file, `in_environment`) without
+    /// `--demo` must name real sources, so a mistyped section never serves
+    /// made-up ledgers.
+    pub fn runs_demo(&self, in_environment: bool) -> bool {
+        let bare = self.config.is_none() && self.listen.is_none() && self.mock_listen.is_none();
+        self.demo || (bare && !in_environment)
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CheckConfigArgs {
+    /// TOML configuration file; without one, the environment alone.
+    #[arg(env = "LEDGER_GATEWAY_CONFIG")]
+    pub file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -47,4 +75,27 @@ pub struct MockArgs {
     /// Seed for the generated data.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> ServeArgs {
+        match Cli::try_parse_from(args).map(|cli| cli.command) {
+            Ok(Some(Command::Serve(args))) => args,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_demo_runs_when_asked_for_or_when_nothing_is_configured() {
+        assert!(ServeArgs::default().runs_demo(false), "no command, no flag, no variable");
+        assert!(serve(&["ledger-gateway", "serve"]).runs_demo(false));
+        assert!(serve(&["ledger-gateway", "serve", "--demo", "--config", "f.toml"]).runs_demo(true));
+        assert!(!serve(&["ledger-gateway", "serve"]).runs_demo(true), "a LEDGER_GATEWAY__ variable configures");
+        assert!(!serve(&["ledger-gateway", "serve", "--config", "f.toml"]).runs_demo(false));
+        assert!(!serve(&["ledger-gateway", "serve", "--listen", "127.0.0.1:0"]).runs_demo(false));
+        assert!(Cli::try_parse_from(["ledger-gateway", "serve", "--mock-listen", "127.0.0.1:0"]).is_err());
+    }
 }

@@ -1,9 +1,11 @@
 //! Configuration: a TOML file layered under `LEDGER_GATEWAY__SECTION__KEY`
-//! environment variables. Every field has a default, unknown keys are
-//! errors, and `validate` names the key that is wrong.
+//! environment variables. Every field but the sources has a default,
+//! unknown keys are errors, every number has a range, and `validate` names
+//! the key that is wrong.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::Path;
 use std::time::Duration;
 
@@ -24,6 +26,72 @@ pub enum ConfigError {
     Source { source_name: String, message: String },
     #[error("{key}: {message}")]
     Invalid { key: &'static str, message: String },
+    #[error(
+        "no sources configured: add at least one [sources.<name>] table (or LEDGER_GATEWAY__SOURCES__<NAME>__* \
+         variables); to serve the mock upstreams instead, run with --demo"
+    )]
+    NoSources,
+    #[error(
+        "--demo serves the mock upstreams, but the configuration also has [sources] ({names}): \
+         drop --demo to serve them, or remove them to try a setting on the demo"
+    )]
+    DemoWithSources { names: String },
+}
+
+/// The prefix of every environment variable that overlays the file.
+pub const ENV_PREFIX: &str = "LEDGER_GATEWAY__";
+
+/// Longest request deadline, timeout or wait, milliseconds (ten minutes).
+const MAX_WAIT_MS: u64 = 600_000;
+/// Longest circuit cool-down and rate-limit window, milliseconds (a day).
+const MAX_PERIOD_MS: u64 = 86_400_000;
+/// Longest cache time-to-live, seconds (a year; moka refuses centuries).
+const MAX_TTL_SECS: u64 = 365 * 86_400;
+/// Widest first date window, seconds (a century).
+const MAX_WINDOW_SECS: u64 = 100 * 365 * 86_400;
+/// Largest upstream body, bytes (1 GiB: it is read into one buffer).
+const MAX_UPSTREAM_BODY_BYTES: u64 = 1 << 30;
+
+/// A numeric setting and the inclusive range it must lie in.
+#[derive(Debug)]
+struct Bound {
+    key: &'static str,
+    value: u64,
+    range: RangeInclusive<u64>,
+    /// The setting an end of the range comes from, if any.
+    because: Option<&'static str>,
+}
+
+impl Bound {
+    fn new(key: &'static str, value: u64, range: RangeInclusive<u64>) -> Self {
+        Self { key, value, range, because: None }
+    }
+
+    fn because(self, reason: &'static str) -> Self {
+        Self { because: Some(reason), ..self }
+    }
+
+    /// The key and what is wrong, when the value lies outside the range.
+    fn violation(&self) -> Option<(&'static str, String)> {
+        if self.range.contains(&self.value) {
+            return None;
+        }
+        let (low, high) = (self.range.start(), self.range.end());
+        let range = if *high == u64::MAX {
+            format!("must be at least {low}")
+        } else {
+            format!("must be between {low} and {high}")
+        };
+        let message = match self.because {
+            Some(reason) => format!("{range} ({reason})"),
+            None => range,
+        };
+        Some((self.key, message))
+    }
+}
+
+fn first_violation(bounds: impl IntoIterator<Item = Bound>) -> Option<(&'static str, String)> {
+    bounds.into_iter().find_map(|bound| bound.violation())
 }
 
 /// The whole configuration.
@@ -144,9 +212,12 @@ impl Default for LimitsConfig {
 
 impl LimitsConfig {
     /// Each limit with the range it must lie in.
-    fn ranges(&self) -> [(&'static str, usize, usize, usize); 12] {
+    fn ranges(&self) -> [(&'static str, usize, usize, usize); 14] {
         use crate::schema::limits::{budget, MAX_NESTING, MAX_VALUE_NESTING};
         [
+            // Pages are collected in memory: a bound keeps `first` sane.
+            ("limits.max_page_size", self.max_page_size, 1, MAX_PAGE_SIZE),
+            ("limits.default_page_size", self.default_page_size, 1, self.max_page_size),
             ("limits.max_depth", self.max_depth, 1, MAX_NESTING),
             ("limits.max_complexity", self.max_complexity, 1, usize::MAX),
             ("limits.max_aliases", self.max_aliases, 0, usize::MAX),
@@ -154,7 +225,7 @@ impl LimitsConfig {
             ("limits.max_directives", self.max_directives, 0, usize::MAX),
             ("limits.max_tokens", self.max_tokens, 1, usize::MAX),
             ("limits.max_input_depth", self.max_input_depth, 1, MAX_VALUE_NESTING),
-            ("limits.max_body_bytes", self.max_body_bytes, 1024, usize::MAX),
+            ("limits.max_body_bytes", self.max_body_bytes, 1024, MAX_REQUEST_BODY_BYTES),
             ("limits.max_batch", self.max_batch, 1, usize::MAX),
             ("limits.max_representations", self.max_representations, 0, usize::MAX),
             ("limits.max_fields", self.max_fields, 1, usize::MAX),
@@ -163,25 +234,20 @@ impl LimitsConfig {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.max_page_size == 0 || self.default_page_size == 0 || self.default_page_size > self.max_page_size {
-            return Err(ConfigError::Invalid {
-                key: "limits.default_page_size",
-                message: "must be between 1 and limits.max_page_size".into(),
-            });
+        let widen = |n: usize| if n == usize::MAX { u64::MAX } else { n as u64 };
+        let bounds =
+            self.ranges().map(|(key, value, low, high)| Bound::new(key, widen(value), widen(low)..=widen(high)));
+        match first_violation(bounds) {
+            Some((key, message)) => Err(ConfigError::Invalid { key, message }),
+            None => Ok(()),
         }
-        for (key, value, low, high) in self.ranges() {
-            if value < low || value > high {
-                let message = if high == usize::MAX {
-                    format!("must be at least {low}")
-                } else {
-                    format!("must be between {low} and {high}")
-                };
-                return Err(ConfigError::Invalid { key, message });
-            }
-        }
-        Ok(())
     }
 }
+
+/// Largest `limits.max_page_size`.
+const MAX_PAGE_SIZE: usize = 10_000;
+/// Largest `limits.max_body_bytes` (64 MiB).
+const MAX_REQUEST_BODY_BYTES: usize = 64 << 20;
 
 /// The shared cache of upstream answers. Every entry is keyed by the
 /// caller's credential fingerprint, so callers never share data; errors are
@@ -377,44 +443,117 @@ impl HttpConfig {
         }
     }
 
-    /// The first invalid key (relative to the source), and why.
-    fn invalid(&self, deadline_ms: u64) -> Option<(&'static str, String)> {
-        let positive = |value: u64, key| (value == 0).then(|| (key, "must be positive".to_owned()));
-        positive(self.connect_timeout_ms, "http.connect_timeout_ms")
-            .or_else(|| positive(self.request_timeout_ms, "http.request_timeout_ms"))
-            .or_else(|| {
-                (self.request_timeout_ms >= deadline_ms).then(|| {
-                    (
-                        "http.request_timeout_ms",
-                        format!("must be shorter than server.request_timeout_ms ({deadline_ms})"),
-                    )
-                })
-            })
-            .or_else(|| {
-                (self.backoff_max_ms < self.backoff_base_ms)
-                    .then(|| ("http.backoff_max_ms", "must be at least backoff_base_ms".to_owned()))
-            })
-            .or_else(|| positive(self.max_body_bytes as u64, "http.max_body_bytes"))
-            .or_else(|| {
-                (self.breaker.failure_threshold == 0)
-                    .then(|| ("http.breaker.failure_threshold", "must be at least 1".to_owned()))
-            })
-            .or_else(|| positive(self.breaker.cool_down_ms, "http.breaker.cool_down_ms"))
-            .or_else(|| {
-                let limit = self.rate_limit.as_ref()?;
-                if limit.requests == 0 || limit.per_ms == 0 {
-                    Some(("http.rate_limit", "requests and per_ms must be positive".to_owned()))
-                } else {
-                    (limit.concurrency == Some(0))
-                        .then(|| ("http.rate_limit.concurrency", "must be at least 1".to_owned()))
-                }
-            })
+    /// Every numeric setting, keyed relative to the source, with its range.
+    fn bounds(&self, deadline_ms: u64) -> Vec<Bound> {
+        let mut bounds = vec![
+            Bound::new("http.connect_timeout_ms", self.connect_timeout_ms, 1..=MAX_WAIT_MS),
+            Bound::new("http.request_timeout_ms", self.request_timeout_ms, 1..=deadline_ms.saturating_sub(1))
+                .because("shorter than server.request_timeout_ms"),
+            Bound::new("http.max_retries", self.max_retries.into(), 0..=10),
+            Bound::new("http.backoff_base_ms", self.backoff_base_ms, 0..=MAX_WAIT_MS),
+            Bound::new("http.backoff_max_ms", self.backoff_max_ms, self.backoff_base_ms..=MAX_WAIT_MS)
+                .because("at least http.backoff_base_ms"),
+            Bound::new("http.max_retry_wait_ms", self.max_retry_wait_ms, 0..=MAX_WAIT_MS),
+            Bound::new("http.retry_budget_percent", self.retry_budget_percent.into(), 0..=100),
+            Bound::new("http.retry_budget_reserve", self.retry_budget_reserve.into(), 0..=10_000),
+            Bound::new("http.breaker.failure_threshold", self.breaker.failure_threshold.into(), 1..=10_000),
+            Bound::new("http.breaker.cool_down_ms", self.breaker.cool_down_ms, 1..=MAX_PERIOD_MS),
+            Bound::new("http.max_body_bytes", self.max_body_bytes as u64, 1..=MAX_UPSTREAM_BODY_BYTES),
+        ];
+        if let Some(limit) = &self.rate_limit {
+            bounds.push(Bound::new("http.rate_limit.requests", limit.requests.into(), 1..=100_000));
+            bounds.push(Bound::new("http.rate_limit.per_ms", limit.per_ms, 1..=MAX_PERIOD_MS));
+            if let Some(concurrency) = limit.concurrency {
+                bounds.push(Bound::new("http.rate_limit.concurrency", concurrency.into(), 1..=10_000));
+            }
+        }
+        bounds
+    }
+}
+
+impl SourceConfig {
+    /// The first date window as configured; `validate` keeps it representable.
+    pub fn initial_window(&self) -> Option<chrono::Duration> {
+        self.initial_window_secs.and_then(|secs| chrono::Duration::try_seconds(i64::try_from(secs).ok()?))
+    }
+
+    /// What is wrong with this source, if anything; `deadline_ms` is the
+    /// server's request deadline, which every attempt must fit in.
+    fn invalid(&self, deadline_ms: u64) -> Option<String> {
+        let rules = crate::sources::registry::rules(self.kind);
+        if !matches!(self.base_url.scheme(), "http" | "https") {
+            return Some("base_url must be http or https".into());
+        }
+        if !self.base_url.username().is_empty() || self.base_url.password().is_some() {
+            return Some("base_url must not carry credentials: put them in credentials".into());
+        }
+        let known = |field: &String| rules.credential_fields.contains(&field.as_str());
+        let keys =
+            self.credentials.keys().map(|k| ("credentials", k)).chain(self.forward.keys().map(|k| ("forward", k)));
+        for (table, field) in keys {
+            if !known(field) {
+                let valid = rules.credential_fields.join(", ");
+                return Some(format!("{table}.{field} is not a credential of this kind of source (valid: {valid})"));
+            }
+        }
+        for field in rules.credential_fields {
+            if !self.credentials.contains_key(*field) && !self.forward.contains_key(*field) {
+                return Some(format!("credentials.{field} or forward.{field} is required"));
+            }
+        }
+        for (field, header) in &self.forward {
+            if axum::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
+                return Some(format!("forward.{field}: {header:?} is not a header name"));
+            }
+        }
+        if self.initial_window_secs.is_some() && !rules.date_windows {
+            return Some(
+                "initial_window_secs only applies to sources read in date windows (trackstar, bigledger)".into(),
+            );
+        }
+        let mut bounds = self.http.bounds(deadline_ms);
+        if let Some(size) = self.page_size {
+            bounds.push(Bound::new("page_size", size as u64, 1..=rules.max_page_size as u64));
+        }
+        if let Some(secs) = self.initial_window_secs {
+            bounds.push(Bound::new("initial_window_secs", secs, 1..=MAX_WINDOW_SECS));
+        }
+        first_violation(bounds).map(|(key, message)| format!("{key} {message}"))
     }
 }
 
 impl Config {
-    /// Defaults, then `file` (if any), then the environment.
+    /// Defaults, then `file` (if any), then the environment, validated.
     pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let config = Self::layered(file)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The demo's configuration: every setting from `file` and the
+    /// environment, the sources from the mock upstreams. Sources configured
+    /// there too are an error: which ones to serve would be a guess.
+    pub fn load_demo(file: Option<&Path>, mock_sources: BTreeMap<String, SourceConfig>) -> Result<Self, ConfigError> {
+        Self::layered(file)?.with_demo_sources(mock_sources)
+    }
+
+    fn with_demo_sources(mut self, mock_sources: BTreeMap<String, SourceConfig>) -> Result<Self, ConfigError> {
+        if !self.sources.is_empty() {
+            let names = self.sources.keys().cloned().collect::<Vec<_>>().join(", ");
+            return Err(ConfigError::DemoWithSources { names });
+        }
+        self.sources = mock_sources;
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Whether any `LEDGER_GATEWAY__…` variable is set: configuration, even
+    /// without a file.
+    pub fn in_environment() -> bool {
+        std::env::vars_os().any(|(name, _)| name.to_str().is_some_and(|name| name.starts_with(ENV_PREFIX)))
+    }
+
+    fn layered(file: Option<&Path>) -> Result<Self, ConfigError> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             if !file.exists() {
@@ -422,53 +561,58 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        let config: Config = figment
-            .merge(Env::prefixed("LEDGER_GATEWAY__").split("__"))
-            .extract()
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
-        config.validate()?;
-        Ok(config)
+        figment.merge(Env::prefixed(ENV_PREFIX).split("__")).extract().map_err(|e| ConfigError::Load(e.to_string()))
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.limits.validate()?;
-        if self.server.request_timeout_ms == 0 {
-            return Err(ConfigError::Invalid { key: "server.request_timeout_ms", message: "must be positive".into() });
+        let deadline = Bound::new("server.request_timeout_ms", self.server.request_timeout_ms, 100..=MAX_WAIT_MS);
+        if let Some((key, message)) = deadline.violation() {
+            return Err(ConfigError::Invalid { key, message });
+        }
+        if self.sources.is_empty() {
+            return Err(ConfigError::NoSources);
         }
         for (name, source) in &self.sources {
             let fail = |message: String| ConfigError::Source { source_name: name.clone(), message };
             if name.is_empty() || name.contains(':') || name.chars().any(char::is_whitespace) {
                 return Err(fail("name must be non-empty with no ':' or whitespace".into()));
             }
-            if !matches!(source.base_url.scheme(), "http" | "https") {
-                return Err(fail("base_url must be http or https".into()));
-            }
-            for field in crate::sources::registry::credential_fields(source.kind) {
-                if !source.credentials.contains_key(*field) && !source.forward.contains_key(*field) {
-                    return Err(fail(format!("credentials.{field} or forward.{field} is required")));
-                }
-            }
-            for (field, header) in &source.forward {
-                if axum::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
-                    return Err(fail(format!("forward.{field}: {header:?} is not a header name")));
-                }
-            }
-            if let Some((key, message)) = source.http.invalid(self.server.request_timeout_ms) {
-                return Err(fail(format!("{key} {message}")));
+            if let Some(message) = source.invalid(self.server.request_timeout_ms) {
+                return Err(fail(message));
             }
         }
         self.validate_cache()
     }
 
     fn validate_cache(&self) -> Result<(), ConfigError> {
-        if self.cache.max_bytes == 0 {
-            return Err(ConfigError::Invalid { key: "cache.max_bytes", message: "must be positive".into() });
+        let cache = &self.cache;
+        let ttl = |key, secs| Bound::new(key, secs, 0..=MAX_TTL_SECS);
+        let bounds = [
+            Bound::new("cache.max_bytes", cache.max_bytes, 1..=u64::MAX),
+            ttl("cache.ledger_ttl_secs", cache.ledger_ttl_secs),
+            ttl("cache.item_ttl_secs", cache.item_ttl_secs),
+            ttl("cache.location_ttl_secs", cache.location_ttl_secs),
+            ttl("cache.stale_if_error_secs", cache.stale_if_error_secs),
+        ];
+        if let Some((key, message)) = first_violation(bounds) {
+            return Err(ConfigError::Invalid { key, message });
         }
-        if let Some(unknown) = self.cache.sources.keys().find(|name| !self.sources.contains_key(*name)) {
-            return Err(ConfigError::Invalid {
-                key: "cache.sources",
-                message: format!("{unknown:?} is not a configured source"),
-            });
+        for (name, o) in &cache.sources {
+            let invalid = |message| Err(ConfigError::Invalid { key: "cache.sources", message });
+            if !self.sources.contains_key(name) {
+                return invalid(format!("{name:?} is not a configured source"));
+            }
+            let overrides = [
+                ("ledger_ttl_secs", o.ledger_ttl_secs),
+                ("item_ttl_secs", o.item_ttl_secs),
+                ("location_ttl_secs", o.location_ttl_secs),
+                ("stale_if_error_secs", o.stale_if_error_secs),
+            ];
+            let bounds = overrides.into_iter().filter_map(|(key, secs)| Some(ttl(key, secs?)));
+            if let Some((key, message)) = first_violation(bounds) {
+                return invalid(format!("{name}.{key} {message}"));
+            }
         }
         Ok(())
     }
@@ -478,13 +622,33 @@ impl Config {
 mod tests {
     use super::*;
 
-    fn parse(toml: &str) -> Result<Config, ConfigError> {
-        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+    /// A valid source, for tests about other sections.
+    const WMS: &str = r#"
+[sources.wms]
+kind = "trackstar"
+base_url = "https://x.example"
+credentials = { api_key = "k", access_token = "t" }"#;
+
+    fn layered(toml: &str) -> Result<Config, ConfigError> {
+        Figment::from(Serialized::defaults(Config::default()))
             .merge(Toml::string(toml))
             .extract()
-            .map_err(|e| ConfigError::Load(e.to_string()))?;
+            .map_err(|e| ConfigError::Load(e.to_string()))
+    }
+
+    fn parse(toml: &str) -> Result<Config, ConfigError> {
+        let config = layered(toml)?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// `toml` (sections other than sources) with the source `WMS` added.
+    fn parse_with_source(toml: &str) -> Result<Config, ConfigError> {
+        parse(&format!("{toml}\n{WMS}"))
+    }
+
+    fn error(toml: &str) -> String {
+        parse(toml).unwrap_err().to_string()
     }
 
     #[test]
@@ -501,7 +665,7 @@ credentials = { api_key = "k", access_token = "t" }"#,
 
     #[test]
     fn unknown_keys_are_rejected() {
-        let error = parse("[server]\nlisten = \"127.0.0.1:1\"\ncolour = true").unwrap_err();
+        let error = parse_with_source("[server]\nlisten = \"127.0.0.1:1\"\ncolour = true").unwrap_err();
         assert!(error.to_string().contains("colour"), "{error}");
     }
 
@@ -537,7 +701,7 @@ credentials = { api_key = "k", access_token = "t" }"#,
 
     #[test]
     fn cache_overrides_for_unknown_sources_name_the_key() {
-        let error = parse("[cache.sources.nope]\nitem_ttl_secs = 1").unwrap_err();
+        let error = parse_with_source("[cache.sources.nope]\nitem_ttl_secs = 1").unwrap_err();
         assert_eq!(error.to_string(), "cache.sources: \"nope\" is not a configured source");
     }
 
@@ -581,29 +745,39 @@ rate_limit = { requests = 6000, per_ms = 300000, concurrency = 5 }"#,
         let cases = [
             (
                 "request_timeout_ms = 20000",
-                "sources.wms: http.request_timeout_ms must be shorter than server.request_timeout_ms (15000)",
+                "http.request_timeout_ms must be between 1 and 14999 (shorter than server.request_timeout_ms)",
             ),
-            ("breaker = { failure_threshold = 0 }", "sources.wms: http.breaker.failure_threshold must be at least 1"),
-            ("breaker = { cool_down_ms = 0 }", "sources.wms: http.breaker.cool_down_ms must be positive"),
+            ("connect_timeout_ms = 0", "http.connect_timeout_ms must be between 1 and 600000"),
+            ("max_retries = 1000", "http.max_retries must be between 0 and 10"),
+            ("breaker = { failure_threshold = 0 }", "http.breaker.failure_threshold must be between 1 and 10000"),
+            ("breaker = { cool_down_ms = 0 }", "http.breaker.cool_down_ms must be between 1 and 86400000"),
+            // Past `Instant`'s range: opening the circuit would panic.
             (
-                "rate_limit = { requests = 0, per_ms = 1000 }",
-                "sources.wms: http.rate_limit requests and per_ms must be positive",
+                "breaker = { cool_down_ms = 9223372036854775807 }",
+                "http.breaker.cool_down_ms must be between 1 and 86400000",
             ),
+            ("rate_limit = { requests = 0, per_ms = 1000 }", "http.rate_limit.requests must be between 1 and 100000"),
+            ("rate_limit = { requests = 5, per_ms = 0 }", "http.rate_limit.per_ms must be between 1 and 86400000"),
             (
                 "rate_limit = { requests = 5, per_ms = 1000, concurrency = 0 }",
-                "sources.wms: http.rate_limit.concurrency must be at least 1",
+                "http.rate_limit.concurrency must be between 1 and 10000",
             ),
             (
                 "backoff_base_ms = 500, backoff_max_ms = 100",
-                "sources.wms: http.backoff_max_ms must be at least backoff_base_ms",
+                "http.backoff_max_ms must be between 500 and 600000 (at least http.backoff_base_ms)",
             ),
-            ("max_body_bytes = 0", "sources.wms: http.max_body_bytes must be positive"),
+            ("max_retry_wait_ms = 86400000", "http.max_retry_wait_ms must be between 0 and 600000"),
+            ("retry_budget_percent = 101", "http.retry_budget_percent must be between 0 and 100"),
+            ("retry_budget_reserve = 4000000000", "http.retry_budget_reserve must be between 0 and 10000"),
+            ("max_body_bytes = 0", "http.max_body_bytes must be between 1 and 1073741824"),
         ];
         for (http, expected) in cases {
-            assert_eq!(parse(&source(http)).unwrap_err().to_string(), expected, "{http}");
+            assert_eq!(error(&source(http)), format!("sources.wms: {expected}"), "{http}");
         }
-        let error = parse("[server]\nrequest_timeout_ms = 0").unwrap_err();
-        assert_eq!(error.to_string(), "server.request_timeout_ms: must be positive");
+        for timeout in [0, 99, 600_001] {
+            let toml = format!("[server]\nrequest_timeout_ms = {timeout}");
+            assert_eq!(error(&toml), "server.request_timeout_ms: must be between 100 and 600000", "{timeout}");
+        }
     }
 
     #[test]
@@ -621,22 +795,149 @@ credentials = { api_key = "hunter2", access_token = "t" }"#,
 
     #[test]
     fn limits_outside_their_range_name_the_key() {
-        let error = parse("[limits]\nmax_depth = 0").unwrap_err();
-        assert_eq!(error.to_string(), "limits.max_depth: must be between 1 and 32");
-        let error = parse("[limits]\nmax_input_depth = 200").unwrap_err();
-        assert_eq!(error.to_string(), "limits.max_input_depth: must be between 1 and 64");
-        let error = parse("[limits]\nmax_body_bytes = 10").unwrap_err();
-        assert_eq!(error.to_string(), "limits.max_body_bytes: must be at least 1024");
-        let error = parse("[limits]\nmax_batch = 0").unwrap_err();
-        assert_eq!(error.to_string(), "limits.max_batch: must be at least 1");
-        let error = parse("[limits]\nmax_fields = 0").unwrap_err();
-        assert_eq!(error.to_string(), "limits.max_fields: must be at least 1");
-        for calls in [0, 100_001] {
-            let error = parse(&format!("[limits]\nmax_upstream_calls = {calls}")).unwrap_err();
-            assert_eq!(error.to_string(), "limits.max_upstream_calls: must be between 1 and 100000");
+        let cases = [
+            ("max_depth = 0", "limits.max_depth: must be between 1 and 32"),
+            ("max_input_depth = 200", "limits.max_input_depth: must be between 1 and 64"),
+            ("max_body_bytes = 10", "limits.max_body_bytes: must be between 1024 and 67108864"),
+            ("max_body_bytes = 9223372036854775807", "limits.max_body_bytes: must be between 1024 and 67108864"),
+            ("max_batch = 0", "limits.max_batch: must be at least 1"),
+            ("max_page_size = 0", "limits.max_page_size: must be between 1 and 10000"),
+            ("max_page_size = 1000000", "limits.max_page_size: must be between 1 and 10000"),
+            ("default_page_size = 0", "limits.default_page_size: must be between 1 and 500"),
+            ("default_page_size = 501", "limits.default_page_size: must be between 1 and 500"),
+            ("max_fields = 0", "limits.max_fields: must be at least 1"),
+            ("max_upstream_calls = 0", "limits.max_upstream_calls: must be between 1 and 100000"),
+            ("max_upstream_calls = 100001", "limits.max_upstream_calls: must be between 1 and 100000"),
+        ];
+        for (limit, expected) in cases {
+            assert_eq!(parse_with_source(&format!("[limits]\n{limit}")).unwrap_err().to_string(), expected);
         }
-        let config = parse("[limits]\nmax_tokens = 500\nmax_aliases = 0\n[server]\nfederation_sdl = true").unwrap();
+        let config =
+            parse_with_source("[limits]\nmax_tokens = 500\nmax_aliases = 0\n[server]\nfederation_sdl = true").unwrap();
         assert_eq!((config.limits.max_tokens, config.limits.max_aliases), (500, 0));
         assert!(config.server.federation_sdl);
+    }
+
+    #[test]
+    fn a_configuration_without_sources_names_the_missing_section() {
+        let error = error("[server]\nlisten = \"127.0.0.1:1\"");
+        assert!(error.starts_with("no sources configured: add at least one [sources.<name>] table"), "{error}");
+        assert!(error.contains("--demo"), "{error}");
+    }
+
+    #[test]
+    fn the_demo_takes_every_setting_but_the_sources() {
+        let mock = parse(WMS).unwrap().sources;
+        let config =
+            layered("[server]\ngraphiql = false\n[limits]\nmax_batch = 3\n[cache.sources.wms]\nitem_ttl_secs = 1")
+                .unwrap()
+                .with_demo_sources(mock.clone())
+                .unwrap();
+        assert!(!config.server.graphiql);
+        assert_eq!(config.limits.max_batch, 3);
+        assert_eq!(config.cache.sources["wms"].item_ttl_secs, Some(1), "overrides may name the mock's sources");
+        assert_eq!(config.sources.keys().collect::<Vec<_>>(), ["wms"]);
+        let error = layered(WMS).unwrap().with_demo_sources(mock.clone()).unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .starts_with("--demo serves the mock upstreams, but the configuration also has [sources] (wms)"),
+            "{error}"
+        );
+        let error = layered("[limits]\nmax_batch = 0").unwrap().with_demo_sources(mock).unwrap_err();
+        assert_eq!(error.to_string(), "limits.max_batch: must be at least 1", "the demo validates its settings");
+    }
+
+    #[test]
+    fn unknown_credential_and_forward_keys_list_the_valid_ones() {
+        let source = |extra: &str| {
+            format!(
+                "[sources.wms]\nkind = \"trackstar\"\nbase_url = \"https://x.example\"\n\
+                 credentials = {{ api_key = \"k\", access_token = \"t\"{extra} }}"
+            )
+        };
+        assert_eq!(
+            error(&source(", client_secret = \"s\"")),
+            "sources.wms: credentials.client_secret is not a credential of this kind of source (valid: api_key, access_token)"
+        );
+        assert_eq!(
+            error(&format!("{WMS}\nforward = {{ tokn = \"x-token\" }}")),
+            "sources.wms: forward.tokn is not a credential of this kind of source (valid: api_key, access_token)"
+        );
+        let books = "[sources.books]\nkind = \"pennylane\"\nbase_url = \"https://x.example\"\ncredentials = { token = \"t\", api_key = \"k\" }";
+        assert_eq!(
+            error(books),
+            "sources.books: credentials.api_key is not a credential of this kind of source (valid: token)"
+        );
+    }
+
+    #[test]
+    fn connector_settings_outside_their_range_name_the_key() {
+        let source = |kind: &str, extra: &str| {
+            let credentials = match kind {
+                "trackstar" => "api_key = \"k\", access_token = \"t\"",
+                "bigledger" => "api_key = \"k\", company_id = \"c\"",
+                _ => "token = \"t\"",
+            };
+            format!("[sources.s]\nkind = \"{kind}\"\nbase_url = \"https://x.example\"\ncredentials = {{ {credentials} }}\n{extra}")
+        };
+        let cases = [
+            ("trackstar", "page_size = 0", "page_size must be between 1 and 1000"),
+            ("trackstar", "page_size = 1001", "page_size must be between 1 and 1000"),
+            ("bigledger", "page_size = 201", "page_size must be between 1 and 200"),
+            ("pennylane", "page_size = 101", "page_size must be between 1 and 100"),
+            ("business-central", "page_size = 20001", "page_size must be between 1 and 20000"),
+            ("trackstar", "initial_window_secs = 0", "initial_window_secs must be between 1 and 3153600000"),
+            // Beyond chrono's range: the unchecked conversion used to panic.
+            (
+                "trackstar",
+                "initial_window_secs = 9223372036854775807",
+                "initial_window_secs must be between 1 and 3153600000",
+            ),
+            ("bigledger", "initial_window_secs = 3153600001", "initial_window_secs must be between 1 and 3153600000"),
+            (
+                "pennylane",
+                "initial_window_secs = 60",
+                "initial_window_secs only applies to sources read in date windows (trackstar, bigledger)",
+            ),
+        ];
+        for (kind, extra, expected) in cases {
+            assert_eq!(error(&source(kind, extra)), format!("sources.s: {expected}"), "{kind} {extra}");
+        }
+        let config = parse(&source("trackstar", "page_size = 1000\ninitial_window_secs = 3153600000")).unwrap();
+        assert_eq!(config.sources["s"].initial_window(), Some(chrono::Duration::days(36_500)));
+    }
+
+    #[test]
+    fn negative_numbers_are_refused_naming_the_key() {
+        let server = parse_with_source("[server]\nrequest_timeout_ms = -1").unwrap_err().to_string();
+        assert!(server.contains("request_timeout_ms"), "{server}");
+        let http = error(&format!("{WMS}\nhttp = {{ max_retries = -2 }}"));
+        assert!(http.contains("max_retries"), "{http}");
+    }
+
+    #[test]
+    fn cache_settings_outside_their_range_name_the_key() {
+        let cases = [
+            ("[cache]\nmax_bytes = 0", "cache.max_bytes: must be at least 1"),
+            // moka refuses a time-to-live of centuries with a panic.
+            ("[cache]\nitem_ttl_secs = 9223372036854775807", "cache.item_ttl_secs: must be between 0 and 31536000"),
+            ("[cache]\nstale_if_error_secs = 31536001", "cache.stale_if_error_secs: must be between 0 and 31536000"),
+            (
+                "[cache.sources.wms]\nlocation_ttl_secs = 31536001",
+                "cache.sources: wms.location_ttl_secs must be between 0 and 31536000",
+            ),
+        ];
+        for (cache, expected) in cases {
+            assert_eq!(parse_with_source(cache).unwrap_err().to_string(), expected, "{cache}");
+        }
+        let config = parse_with_source("[cache]\nitem_ttl_secs = 31536000\nledger_ttl_secs = 0").unwrap();
+        assert_eq!(config.cache.item_ttl_secs, 31_536_000);
+    }
+
+    #[test]
+    fn a_base_url_carrying_credentials_is_refused() {
+        let toml = WMS.replace("https://x.example", "https://user:hunter2@x.example");
+        assert_eq!(error(&toml), "sources.wms: base_url must not carry credentials: put them in credentials");
     }
 }

@@ -1,7 +1,7 @@
 use std::net::SocketAddr;
 
 use clap::Parser;
-use ledger_gateway::cli::{Cli, Command, MockArgs, ServeArgs};
+use ledger_gateway::cli::{CheckConfigArgs, Cli, Command, MockArgs, ServeArgs};
 use ledger_gateway::config::Config;
 use ledger_gateway::mock::{fixtures::today, Mock, MockOptions};
 use tracing::{error, info};
@@ -11,6 +11,7 @@ async fn main() -> std::process::ExitCode {
     ledger_gateway::telemetry::init();
     let result = match Cli::parse().command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => serve(args).await,
+        Command::CheckConfig(args) => check_config(args),
         Command::Mock(args) => mock(args).await,
         Command::PrintSchema => {
             print!("{}", ledger_gateway::schema::sdl());
@@ -28,28 +29,37 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
-    let mut config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+    // Kept alive for the whole run: dropping it stops the mock upstreams.
+    let (mut config, _demo_mock) = if args.runs_demo(Config::in_environment()) {
+        let addr = args.mock_listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
+        let mock = Mock::start_on(addr, MockOptions::default()).await.map_err(|e| format!("mock upstreams: {e}"))?;
+        let config = Config::load_demo(args.config.as_deref(), mock.sources_config()).map_err(|e| e.to_string())?;
+        info!(addr = %mock.addr, "demo mode: mock upstreams started");
+        (config, Some(mock))
+    } else {
+        (Config::load(args.config.as_deref()).map_err(|e| e.to_string())?, None)
+    };
     if let Some(listen) = args.listen {
         config.server.listen = listen;
     }
-    // Kept alive for the whole run: dropping it stops the mock upstreams.
-    let _demo_mock = if config.sources.is_empty() {
-        let addr = args.mock_listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
-        let mock = Mock::start_on(addr, MockOptions::default()).await.map_err(|e| format!("mock upstreams: {e}"))?;
-        info!(addr = %mock.addr, "demo mode: mock upstreams started");
-        config.sources = mock.sources_config();
-        Some(mock)
-    } else {
-        None
-    };
     let app = ledger_gateway::app(&config).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| format!("listen on {}: {e}", config.server.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     info!(%addr, "listening");
-    info!(url = %format!("http://{addr}/"), "GraphiQL ready: open this in a browser");
+    if config.server.graphiql {
+        info!(url = %format!("http://{addr}/"), "GraphiQL ready: open this in a browser");
+    }
     axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())
+}
+
+/// Prints the effective configuration as TOML; `Config` serializes every
+/// credential as `[redacted]`.
+fn check_config(args: CheckConfigArgs) -> Result<(), String> {
+    let config = Config::load(args.file.as_deref()).map_err(|e| e.to_string())?;
+    print!("{}", toml::to_string(&config).map_err(|e| format!("cannot show the configuration: {e}"))?);
+    Ok(())
 }
 
 async fn mock(args: MockArgs) -> Result<(), String> {

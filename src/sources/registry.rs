@@ -27,14 +27,26 @@ fn build_source(name: SourceName, config: &SourceConfig) -> Arc<dyn Source> {
     }
 }
 
-/// The credential fields a kind of source needs, for config validation.
-pub fn credential_fields(kind: SourceKind) -> &'static [&'static str] {
-    match kind {
-        SourceKind::Trackstar => trackstar::CREDENTIAL_FIELDS,
-        SourceKind::BusinessCentral => business_central::CREDENTIAL_FIELDS,
-        SourceKind::Bigledger => bigledger::CREDENTIAL_FIELDS,
-        SourceKind::Pennylane => pennylane::CREDENTIAL_FIELDS,
-    }
+/// What a kind of source accepts in its configuration.
+#[derive(Clone, Copy, Debug)]
+pub struct KindRules {
+    /// Every credential field it needs (and the only ones it takes).
+    pub credential_fields: &'static [&'static str],
+    /// The largest `page_size` its API serves.
+    pub max_page_size: usize,
+    /// Whether it reads its ledger in date windows (`initial_window_secs`).
+    pub date_windows: bool,
+}
+
+/// The configuration rules of a kind of source, for config validation.
+pub fn rules(kind: SourceKind) -> KindRules {
+    let (credential_fields, max_page_size, date_windows) = match kind {
+        SourceKind::Trackstar => (trackstar::CREDENTIAL_FIELDS, trackstar::MAX_PAGE_SIZE, true),
+        SourceKind::BusinessCentral => (business_central::CREDENTIAL_FIELDS, business_central::MAX_PAGE_SIZE, false),
+        SourceKind::Bigledger => (bigledger::CREDENTIAL_FIELDS, bigledger::MAX_PAGE_SIZE, true),
+        SourceKind::Pennylane => (pennylane::CREDENTIAL_FIELDS, pennylane::MAX_PAGE_SIZE, false),
+    };
+    KindRules { credential_fields, max_page_size, date_windows }
 }
 
 /// Where each credential field of a source comes from.

@@ -16,6 +16,8 @@ mod budget;
 mod business_central;
 /// The shared cache: ledger pages reused briefly, TTLs, errors never kept, metrics.
 mod cache;
+/// The binary itself: start-up refusals, `check-config`, the demo's settings.
+mod cli;
 /// Errors: cursor misuse, bad input, upstream failures, all with codes.
 mod errors;
 /// Upstream faults injected by the mock: retries, deadlines, rate limits,

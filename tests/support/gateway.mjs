@@ -1,6 +1,6 @@
 // The real gateway binary as a child process, for the JS test suites
 // (tests/browser, tests/federation) that need it served over HTTP: start
-// `serve --listen 127.0.0.1:0` (demo mode: the mock upstreams run in-process),
+// `serve --demo --listen 127.0.0.1:0` (the mock upstreams run in-process),
 // read the bound address from the tracing line `listening ... addr=IP:PORT`,
 // and always kill the process, with every wait bounded. Node built-ins only,
 // so it needs no package of its own.
@@ -37,7 +37,7 @@ export function withTimeout(promise, ms, what) {
 /** Starts the gateway; resolves to its base URL (`http://127.0.0.1:PORT`). */
 export function startGateway() {
   return new Promise((resolve, reject) => {
-    const proc = spawn(GATEWAY_BIN, ['serve', '--listen', '127.0.0.1:0'], {
+    const proc = spawn(GATEWAY_BIN, ['serve', '--demo', '--listen', '127.0.0.1:0'], {
       cwd: REPO_ROOT,
       env: { ...process.env, RUST_LOG: 'info', NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -38,7 +38,7 @@ use records::{
 };
 
 pub const CREDENTIAL_FIELDS: &[&str] = &["api_key", "company_id"];
-const MAX_PAGE_SIZE: usize = 200;
+pub const MAX_PAGE_SIZE: usize = 200;
 /// BigLedger has no batch lookup: items and locations cost one GET each,
 /// and this many run at once.
 const LOOKUP_CONCURRENCY: usize = 5;
@@ -91,7 +91,6 @@ impl BigLedger {
             items: Some(lookups),
             locations: Some(lookups),
         };
-        let default_window = Duration::days(DEFAULT_WINDOW_DAYS);
         Self {
             client: UpstreamClient::new(
                 name.clone(),
@@ -101,10 +100,7 @@ impl BigLedger {
             info: SourceInfo { name, kind: SourceKind::Bigledger, capabilities, credential_fields: CREDENTIAL_FIELDS },
             base_url: config.base_url.clone(),
             page_size: config.page_size.unwrap_or(MAX_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE),
-            initial_window: config
-                .initial_window_secs
-                .and_then(|secs| Duration::try_seconds(i64::try_from(secs).ok()?))
-                .unwrap_or(default_window),
+            initial_window: config.initial_window().unwrap_or(Duration::days(DEFAULT_WINDOW_DAYS)),
         }
     }
 

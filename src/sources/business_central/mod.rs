@@ -31,7 +31,7 @@ use records::{Collection, ItemRecord, LedgerRecord, LocationRecord};
 
 pub const CREDENTIAL_FIELDS: &[&str] = &["token"];
 /// BC's server-side cap on entities per page.
-const MAX_PAGE_SIZE: usize = 20_000;
+pub const MAX_PAGE_SIZE: usize = 20_000;
 /// Default cap on the page size the connector asks for.
 const DEFAULT_PAGE_SIZE: usize = 1_000;
 /// Keys per item or location lookup; the URL length splits further.

@@ -46,7 +46,7 @@ use records::{totals_by_entry, CursorPage, LedgerEntryRecord, LineRecord};
 
 pub const CREDENTIAL_FIELDS: &[&str] = &["token"];
 /// Pennylane's `limit` range is 1-100 for ledger entries and lines.
-const MAX_PAGE_SIZE: usize = 100;
+pub const MAX_PAGE_SIZE: usize = 100;
 /// The dated walk's page: a call returns at most 100 lines, and 25 entries
 /// of a few lines each fit in one, so a ledger page costs one lines call.
 const DEFAULT_PAGE_SIZE: usize = 25;

@@ -36,7 +36,7 @@ const MAX_IDS_PER_CALL: usize = 100;
 /// Lookup calls in flight at once: Trackstar allows 10 GETs a second per
 /// access token, and a page's ledger reads run beside them.
 const LOOKUP_CONCURRENCY: usize = 4;
-const MAX_PAGE_SIZE: usize = 1000;
+pub const MAX_PAGE_SIZE: usize = 1000;
 /// Trackstar allows 10 GET requests a second per access token.
 const RATE_LIMIT: RateLimit = RateLimit::new(10, std::time::Duration::from_secs(1));
 
@@ -85,7 +85,7 @@ impl Trackstar {
             info: SourceInfo { name, kind: SourceKind::Trackstar, capabilities, credential_fields: CREDENTIAL_FIELDS },
             base_url: config.base_url.clone(),
             page_size: config.page_size.unwrap_or(MAX_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE),
-            initial_window: Duration::seconds(config.initial_window_secs.unwrap_or(86_400) as i64),
+            initial_window: config.initial_window().unwrap_or(Duration::days(1)),
         }
     }
 
