@@ -11,6 +11,8 @@ mod helpers;
 mod bigledger;
 /// Business Central: OData pushdown, day-precision paging, enums, decimals, errors.
 mod business_central;
+/// The circuit breaker at every connector: opens, recovers, releases its trial.
+mod breaker;
 /// The shared cache: ledger pages reused briefly, TTLs, errors never kept, metrics.
 mod cache;
 /// Errors: cursor misuse, bad input, upstream failures, all with codes.
