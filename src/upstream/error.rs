@@ -44,6 +44,9 @@ pub enum UpstreamFailure {
     PageTokenInvalid,
     #[error("credentials for this source are missing")]
     MissingCredentials,
+    /// A forwarded credential header that is present but cannot be one.
+    #[error("the forwarded credential for this source is blank, repeated or not visible ASCII")]
+    UnusableCredentials,
     #[error("upstream is failing; calls are paused until it recovers")]
     CircuitOpen { retry_after: Duration },
 }

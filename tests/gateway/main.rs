@@ -22,6 +22,8 @@ mod errors;
 mod faults;
 /// Apollo Federation: `_service { sdl }`, `_entities` by key, their errors and cost.
 mod federation;
+/// Forwarded credentials: unusable headers are refused, never replaced by the service account.
+mod forwarded;
 /// GraphQL over HTTP: methods, media types, GraphiQL, health, schema drift.
 mod http;
 /// Caller isolation: identical queries of two callers, cold, warm, concurrent.
