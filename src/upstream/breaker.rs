@@ -58,10 +58,16 @@ impl Outcome {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum State {
-    Closed { failures: u32 },
-    Open { until: Instant },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
     /// Cooled down; `trial` is the call sent to find out, while it runs.
-    HalfOpen { trial: Option<Trial> },
+    HalfOpen {
+        trial: Option<Trial>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,7 +82,9 @@ struct Trial {
 enum Admission<'a> {
     Go(Permit<'a>),
     /// Another call's trial is in flight until at most `expires`.
-    AwaitTrial { expires: Instant },
+    AwaitTrial {
+        expires: Instant,
+    },
 }
 
 /// Past this many tracked fingerprints, settled entries are dropped.
@@ -149,7 +157,8 @@ impl CircuitBreakers {
                 if let State::HalfOpen { trial: Some(lost) } = state {
                     warn!(source = %self.source, fingerprint = %key, trial = lost.id, "circuit trial expired unsettled");
                 }
-                let trial = Trial { id: self.next_trial.fetch_add(1, Ordering::Relaxed), expires: now + self.trial_timeout };
+                let trial =
+                    Trial { id: self.next_trial.fetch_add(1, Ordering::Relaxed), expires: now + self.trial_timeout };
                 states.insert(key.clone(), State::HalfOpen { trial: Some(trial) });
                 Some(trial.id)
             }

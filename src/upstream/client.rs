@@ -160,7 +160,11 @@ impl UpstreamClient {
             .build()
             .expect("static reqwest configuration is valid");
         let guards = Arc::new(Guards {
-            breakers: CircuitBreakers::new(source.clone(), policy.breaker, policy.max_retry_wait + policy.request_timeout),
+            breakers: CircuitBreakers::new(
+                source.clone(),
+                policy.breaker,
+                policy.max_retry_wait + policy.request_timeout,
+            ),
             limiter: RateLimiter::new(policy.rate_limit),
             budget: RetryBudget::new(policy.retry_budget_percent, policy.retry_budget_reserve),
         });

@@ -9,10 +9,10 @@ mod helpers;
 /// BigLedger: entries synthesized from adjustments and transfers, pushdown,
 /// lookups by id, its error dialect.
 mod bigledger;
-/// Business Central: OData pushdown, day-precision paging, enums, decimals, errors.
-mod business_central;
 /// The circuit breaker at every connector: opens, recovers, releases its trial.
 mod breaker;
+/// Business Central: OData pushdown, day-precision paging, enums, decimals, errors.
+mod business_central;
 /// The shared cache: ledger pages reused briefly, TTLs, errors never kept, metrics.
 mod cache;
 /// Errors: cursor misuse, bad input, upstream failures, all with codes.
