@@ -48,7 +48,7 @@ pub fn upstream_code(failure: &UpstreamFailure) -> &'static str {
         UpstreamFailure::BadResponse => "UPSTREAM_BAD_RESPONSE",
         UpstreamFailure::NotSupported => "UPSTREAM_NOT_SUPPORTED",
         UpstreamFailure::PageTokenInvalid => "UPSTREAM_PAGE_TOKEN_INVALID",
-        UpstreamFailure::MissingCredentials => "UNAUTHENTICATED",
+        UpstreamFailure::MissingCredentials | UpstreamFailure::UnusableCredentials => "UNAUTHENTICATED",
         UpstreamFailure::CircuitOpen { .. } => "CIRCUIT_OPEN",
         UpstreamFailure::BudgetExhausted { .. } => "UPSTREAM_BUDGET_EXCEEDED",
     }

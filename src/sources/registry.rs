@@ -62,17 +62,32 @@ impl CredentialPolicy {
     fn resolve(&self, key: &FingerprintKey, headers: &HeaderMap) -> Result<Credentials, UpstreamFailure> {
         let mut fields = BTreeMap::new();
         for field in self.required {
-            let forwarded = self
-                .forwarded
-                .get(*field)
-                .and_then(|header| headers.get(header.as_str()))
-                .and_then(|value| value.to_str().ok())
-                .filter(|value| !value.is_empty())
-                .map(SecretString::from);
+            let forwarded = match self.forwarded.get(*field) {
+                Some(header) => forwarded_value(headers, header)?,
+                None => None,
+            };
             let value = forwarded.or_else(|| self.configured.get(*field).cloned());
             fields.insert((*field).to_owned(), value.ok_or(UpstreamFailure::MissingCredentials)?);
         }
         Ok(Credentials::new(key, fields))
+    }
+}
+
+/// The caller's own credential in `header`; `None` only when the header is
+/// absent. A header that is present but cannot be a credential (blank,
+/// repeated, or not visible ASCII) is an error: taking it as absent would
+/// quietly answer with the service account's data instead of the caller's.
+fn forwarded_value(headers: &HeaderMap, header: &str) -> Result<Option<SecretString>, UpstreamFailure> {
+    let mut values = headers.get_all(header).iter();
+    let Some(value) = values.next() else { return Ok(None) };
+    if values.next().is_some() {
+        return Err(UpstreamFailure::UnusableCredentials);
+    }
+    // Inner spaces stay: a forwarded `Authorization` carries its scheme.
+    let usable = |value: &str| !value.is_empty() && value.bytes().all(|b| b == b' ' || b.is_ascii_graphic());
+    match value.to_str().map(str::trim) {
+        Ok(value) if usable(value) => Ok(Some(SecretString::from(value))),
+        _ => Err(UpstreamFailure::UnusableCredentials),
     }
 }
 

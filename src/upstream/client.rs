@@ -162,7 +162,11 @@ impl UpstreamClient {
             .build()
             .expect("static reqwest configuration is valid");
         let guards = Arc::new(Guards {
-            breakers: CircuitBreakers::new(source.clone(), policy.breaker),
+            breakers: CircuitBreakers::new(
+                source.clone(),
+                policy.breaker,
+                policy.max_retry_wait + policy.request_timeout,
+            ),
             limiter: RateLimiter::new(policy.rate_limit),
             budget: RetryBudget::new(policy.retry_budget_percent, policy.retry_budget_reserve),
         });
@@ -261,8 +265,12 @@ impl UpstreamClient {
         }
         // Spent: fail before waiting on anything.
         budget::check().inspect_err(|failure| self.fast_failure(call, failure))?;
-        let permit =
-            self.guards.breakers.admit(&call.fingerprint).inspect_err(|failure| self.fast_failure(call, failure))?;
+        let permit = self
+            .guards
+            .breakers
+            .admit(&call.fingerprint, deadline)
+            .await
+            .inspect_err(|failure| self.fast_failure(call, failure))?;
         // A quota wait is bounded like a `Retry-After`: never longer than
         // `max_retry_wait`, never past the deadline (calls without one, such
         // as readiness probes, included).

@@ -46,6 +46,9 @@ pub enum UpstreamFailure {
     MissingCredentials,
     #[error("this request has made its {limit} upstream calls")]
     BudgetExhausted { limit: usize },
+    /// A forwarded credential header that is present but cannot be one.
+    #[error("the forwarded credential for this source is blank, repeated or not visible ASCII")]
+    UnusableCredentials,
     #[error("upstream is failing; calls are paused until it recovers")]
     CircuitOpen { retry_after: Duration },
 }

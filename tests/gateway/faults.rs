@@ -411,13 +411,14 @@ async fn a_half_open_circuit_recovers_through_one_trial_request() {
     assert_eq!(calls.since_last().await, 0);
 
     tokio::time::sleep(Duration::from_millis(500)).await;
-    // The trial is slow; requests arriving meanwhile still fail fast.
+    // The trial is slow; requests arriving meanwhile wait for its outcome
+    // (one trial at a time is the breaker's unit tests' to show) and are
+    // served once it closed the circuit.
     app.inject_faults(json!([{"upstream": "trackstar", "latency_ms": 800, "times": 1}])).await;
     let bodies = futures::future::join_all((0..3).map(|_| lookup(&app, &id))).await;
     let codes: Vec<Vec<String>> = bodies.iter().map(error_codes).collect();
-    assert_eq!(codes.iter().filter(|c| c.is_empty()).count(), 1, "{codes:?}");
-    assert_eq!(codes.iter().filter(|c| *c == &["CIRCUIT_OPEN"]).count(), 2, "{codes:?}");
-    assert_eq!(calls.since_last().await, 1, "exactly one trial");
+    assert!(codes.iter().all(Vec::is_empty), "{codes:?}");
+    assert_eq!(calls.since_last().await, 3);
     // The trial succeeded: closed again.
     assert!(lookup(&app, &id).await["errors"].is_null());
     assert_eq!(calls.since_last().await, 1);

@@ -12,6 +12,8 @@ mod bigledger;
 /// The upstream call budget: refused before any call, stopped while running,
 /// shared by a batch, and fair shares of a source's limiter.
 mod budget;
+/// The circuit breaker at every connector: opens, recovers, releases its trial.
+mod breaker;
 /// Business Central: OData pushdown, day-precision paging, enums, decimals, errors.
 mod business_central;
 /// The shared cache: ledger pages reused briefly, TTLs, errors never kept, metrics.
@@ -25,6 +27,8 @@ mod errors;
 mod faults;
 /// Apollo Federation: `_service { sdl }`, `_entities` by key, their errors and cost.
 mod federation;
+/// Forwarded credentials: unusable headers are refused, never replaced by the service account.
+mod forwarded;
 /// GraphQL over HTTP: methods, media types, GraphiQL, health, schema drift.
 mod http;
 /// Caller isolation: identical queries of two callers, cold, warm, concurrent.
