@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use ledger_gateway::config::Config;
 use ledger_gateway::mock::trackstar::ACCESS_TOKEN;
-use ledger_gateway::mock::{fixtures::today, Mock, MockOptions};
+use ledger_gateway::mock::{Mock, MockOptions};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use secrecy::{ExposeSecret, SecretString};
@@ -201,7 +201,7 @@ async fn main() -> Result<(), Box<dyn Error>> {
     if args.gateway {
         return serve_gateway().await;
     }
-    let mock = Mock::start_on(LOOPBACK, MockOptions { entries: args.entries, seed: 42, anchor: today() }).await?;
+    let mock = Mock::start_on(LOOPBACK, MockOptions { entries: args.entries, ..MockOptions::default() }).await?;
 
     // The demo's four sources plus a second Trackstar tenant, so partial
     // pages happen.

@@ -15,6 +15,7 @@ use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+use crate::clock::Clock;
 use crate::model::SourceKind;
 use crate::upstream::{Backoff, BreakerPolicy, HttpPolicy, RateLimit};
 
@@ -106,6 +107,10 @@ pub struct Config {
     pub sources: BTreeMap<String, SourceConfig>,
     /// The shared upstream cache: size bound and time-to-live per resource.
     pub cache: CacheConfig,
+    /// Where "now" comes from. Not a setting: the system clock, except in
+    /// tests, which fix it.
+    #[serde(skip)]
+    pub clock: Clock,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]

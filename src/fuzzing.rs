@@ -20,6 +20,7 @@ use async_graphql::{BatchRequest, Request};
 use chrono::{DateTime, TimeDelta, Utc};
 use url::Url;
 
+use crate::clock::Clock;
 use crate::config::{Config, SourceConfig};
 use crate::ledger::{plan, Cursor, LedgerFilter, SourceFilter, TimeRange};
 use crate::model::{EventType, SortKey, SourceKind, SourceName};
@@ -176,7 +177,7 @@ fn business_central_params(case: &FilterCase) -> Vec<(String, String)> {
                         companies(00000000-0000-0000-0000-000000000000)/";
         let config = serde_json::json!({"kind": SourceKind::BusinessCentral, "base_url": base_url});
         let config: SourceConfig = serde_json::from_value(config).expect("a minimal source config");
-        business_central::BusinessCentral::new(SourceName::new("business-central"), &config)
+        business_central::BusinessCentral::new(SourceName::new("business-central"), &config, Clock::System)
     });
     let query = source.ledger_query(&case.filter, case.position.as_ref());
     query

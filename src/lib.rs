@@ -18,9 +18,11 @@
 //!   and the cache every request shares (keyed per caller).
 //! - [`mock`]: the mock upstreams, speaking each API's wire format, with
 //!   fault injection for all of them.
+//! - [`clock`]: where "now" comes from (fixed in tests).
 //! - [`model`]: the unified entry; [`config`], [`error`], [`cli`], [`telemetry`].
 
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod error;
 #[doc(hidden)]

@@ -3,7 +3,7 @@ use std::net::SocketAddr;
 use clap::Parser;
 use ledger_gateway::cli::{CheckConfigArgs, Cli, Command, MockArgs, ServeArgs};
 use ledger_gateway::config::Config;
-use ledger_gateway::mock::{fixtures::today, Mock, MockOptions};
+use ledger_gateway::mock::{Mock, MockOptions};
 use tracing::{error, info};
 
 #[tokio::main]
@@ -63,7 +63,7 @@ fn check_config(args: CheckConfigArgs) -> Result<(), String> {
 }
 
 async fn mock(args: MockArgs) -> Result<(), String> {
-    let options = MockOptions { entries: args.entries, seed: args.seed, anchor: today() };
+    let options = MockOptions { entries: args.entries, seed: args.seed, ..MockOptions::default() };
     let mock = Mock::start_on(args.listen, options).await.map_err(|e| format!("mock upstreams: {e}"))?;
     info!(addr = %mock.addr, "listening");
     shutdown_signal().await;

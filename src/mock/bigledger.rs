@@ -439,7 +439,7 @@ impl BigLedgerMock {
         let wait = limit.per.saturating_sub(now.duration_since(*start)).as_secs().max(1);
         let mut response = self.error(StatusCode::TOO_MANY_REQUESTS, "RATE_LIMIT_EXCEEDED", "Rate limit exceeded", &[]);
         let headers = response.headers_mut();
-        let reset = Utc::now().timestamp() + wait as i64;
+        let reset = self.options.clock.now().timestamp() + wait as i64;
         for (name, value) in [
             ("retry-after", wait.to_string()),
             ("x-ratelimit-limit", limit.requests.to_string()),
@@ -460,7 +460,7 @@ impl BigLedgerMock {
     /// A documented BigLedger error response.
     fn error(&self, status: StatusCode, code: &str, message: &str, details: &[(&str, &str, &str)]) -> Response {
         let request_id = self.request_id();
-        let timestamp = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let timestamp = self.options.clock.now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let details: Vec<Value> = details
             .iter()
             .map(|(field, message, code)| json!({"field": field, "message": message, "code": code}))
@@ -638,7 +638,7 @@ fn list_response<T: Serialize>(data: Vec<T>, pagination: Pagination) -> Response
 }
 
 fn single_response<T: Serialize>(mock: &BigLedgerMock, data: T) -> Response {
-    let meta = json!({"timestamp": timestamp(Utc::now()), "requestId": mock.request_id()});
+    let meta = json!({"timestamp": timestamp(mock.options.clock.now()), "requestId": mock.request_id()});
     Json(SingleBody { success: true, data, meta }).into_response()
 }
 

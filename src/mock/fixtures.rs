@@ -2,10 +2,12 @@
 //! the same data on every machine. Each tenant (credential) gets its own data
 //! set, so isolation between callers is observable.
 
-use chrono::{DateTime, Duration, DurationRound, NaiveDate, Utc};
+use chrono::{DateTime, Duration, NaiveDate, Utc};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use rust_decimal::Decimal;
+
+use crate::clock::Clock;
 
 /// Mock-wide settings.
 #[derive(Clone, Debug)]
@@ -15,17 +17,25 @@ pub struct MockOptions {
     pub seed: u64,
     /// Newest possible entry date; entries spread over the year before it.
     pub anchor: DateTime<Utc>,
+    /// The mock's "now": the rate-limit reset times and the timestamps its
+    /// answers carry. A gateway pointed at the mock reads the same clock, so
+    /// that what it measures from those times is what the mock meant.
+    pub clock: Clock,
 }
 
-impl Default for MockOptions {
-    fn default() -> Self {
-        Self { entries: 3000, seed: 42, anchor: today() }
+impl MockOptions {
+    /// Data up to midnight UTC of `clock`'s today: recent, and stable
+    /// through the day.
+    pub fn at(clock: Clock) -> Self {
+        Self { entries: 3000, seed: 42, anchor: clock.today(), clock }
     }
 }
 
-/// Midnight UTC today: recent data, stable through the day.
-pub fn today() -> DateTime<Utc> {
-    Utc::now().duration_trunc(Duration::days(1)).unwrap_or_else(|_| Utc::now())
+impl Default for MockOptions {
+    /// Anchored on the system clock, as the demo runs.
+    fn default() -> Self {
+        Self::at(Clock::System)
+    }
 }
 
 /// A generator seeded from the mock seed, the upstream and the tenant.

@@ -297,7 +297,7 @@ impl PennylaneMock {
         let reset_in = limit.window.saturating_sub(now.duration_since(window.0)).as_secs().max(1);
         let remaining = limit.requests.saturating_sub(window.1);
         let mut headers = HeaderMap::new();
-        let reset_at = Utc::now().timestamp() + reset_in as i64;
+        let reset_at = self.options.clock.now().timestamp() + reset_in as i64;
         for (name, value) in [
             ("ratelimit-limit", u64::from(limit.requests)),
             ("ratelimit-remaining", u64::from(remaining)),

@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use tracing::instrument;
 
 use super::{bigledger, business_central, next_entries, pennylane, trackstar, Source};
+use crate::clock::Clock;
 use crate::config::{Config, ConfigError, SourceConfig};
 use crate::ledger::{merge, plan, Cursor, LedgerFilter, MergedPage};
 use crate::model::{LedgerEntry, SourceKind, SourceName};
@@ -18,12 +19,12 @@ use crate::upstream::{Credentials, FingerprintKey, UpstreamCache, UpstreamError,
 
 /// Builds the connector for one configured source: the one place that knows
 /// every kind.
-fn build_source(name: SourceName, config: &SourceConfig) -> Arc<dyn Source> {
+fn build_source(name: SourceName, config: &SourceConfig, clock: Clock) -> Arc<dyn Source> {
     match config.kind {
-        SourceKind::Trackstar => Arc::new(trackstar::Trackstar::new(name, config)),
-        SourceKind::BusinessCentral => Arc::new(business_central::BusinessCentral::new(name, config)),
-        SourceKind::Bigledger => Arc::new(bigledger::BigLedger::new(name, config)),
-        SourceKind::Pennylane => Arc::new(pennylane::Pennylane::new(name, config)),
+        SourceKind::Trackstar => Arc::new(trackstar::Trackstar::new(name, config, clock)),
+        SourceKind::BusinessCentral => Arc::new(business_central::BusinessCentral::new(name, config, clock)),
+        SourceKind::Bigledger => Arc::new(bigledger::BigLedger::new(name, config, clock)),
+        SourceKind::Pennylane => Arc::new(pennylane::Pennylane::new(name, config, clock)),
     }
 }
 
@@ -135,7 +136,7 @@ impl Registry {
             .sources
             .iter()
             .map(|(name, source_config)| {
-                let source = build_source(SourceName::new(name), source_config);
+                let source = build_source(SourceName::new(name), source_config, config.clock);
                 let credentials = CredentialPolicy {
                     configured: source_config.credentials.clone(),
                     forwarded: source_config.forward.clone(),

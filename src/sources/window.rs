@@ -18,6 +18,7 @@ use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
 use tracing::debug;
 
 use super::{Batch, LedgerScan, ScanRequest};
+use crate::clock::Clock;
 use crate::ledger::{nameable, Watermark};
 use crate::model::LedgerEntry;
 use crate::upstream::{UpstreamError, UpstreamFailure};
@@ -90,12 +91,14 @@ pub struct WindowScan<F> {
     want: usize,
     page_limit: usize,
     exhausted: bool,
+    /// Where an open top lies (see `top`).
+    now: DateTime<Utc>,
 }
 
 impl<F: WindowFetch> WindowScan<F> {
     /// `page_limit` is the upstream's page size: a window that fills a page
     /// is too wide. `default_span` is used unless the cursor carries a hint.
-    pub fn new(fetch: F, request: &ScanRequest, page_limit: usize, default_span: Duration) -> Self {
+    pub fn new(fetch: F, request: &ScanRequest, page_limit: usize, default_span: Duration, clock: Clock) -> Self {
         let range = &request.filter.entry_date;
         let second = |d: DateTime<Utc>| d.duration_trunc(MIN_SPAN).unwrap_or(d);
         // A bound past the last representable second bounds nothing (and a
@@ -127,11 +130,14 @@ impl<F: WindowFetch> WindowScan<F> {
             .unwrap_or(default_span)
             .clamp(axis.granularity, MAX_SPAN);
         let exhausted = matches!((upper, floor), (Some(u), Some(f)) if u <= f);
-        Self { fetch, axis, upper, floor, span, dense_from: None, want: request.want.max(1), page_limit, exhausted }
+        let now = clock.now();
+        let now = now.duration_trunc(CLOCK_GRID).unwrap_or(now);
+        let want = request.want.max(1);
+        Self { fetch, axis, upper, floor, span, dense_from: None, want, page_limit, exhausted, now }
     }
 
-    /// The next window and whether it reaches the bottom of the ledger.
-    /// An open top is read from "now" on a one-minute grid, so that the
+    /// The top of the next window. An open top is read from "now" (taken
+    /// once per scan from the source's clock) on a one-minute grid, so that the
     /// same query asked again within the minute makes the same upstream
     /// calls, which the ledger cache can answer. The window is open above,
     /// so where its top lies never hides an entry.
@@ -140,8 +146,7 @@ impl<F: WindowFetch> WindowScan<F> {
     /// first window still reaches up to the bound, and the empty years
     /// between the bound and now cost no upstream calls.
     fn top(&self) -> DateTime<Utc> {
-        let now = Utc::now().duration_trunc(CLOCK_GRID).unwrap_or_else(|_| Utc::now());
-        self.upper.map_or(now, |upper| upper.min(now))
+        self.upper.map_or(self.now, |upper| upper.min(self.now))
     }
 
     /// Half the distance to the known dense point: the widest window worth trying.
@@ -277,20 +282,26 @@ mod tests {
         LedgerEntry::new(SourceName::new("t"), SourceKind::Trackstar, id, Some(at), EventType::Other)
     }
 
-    /// Ledgers are written up to the present.
-    fn end() -> DateTime<Utc> {
-        Utc::now().duration_trunc(Duration::hours(1)).unwrap()
+    /// The instant the walks run at, where a test does not sweep many.
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 6, 30, 10, 30, 0).unwrap()
+    }
+
+    /// Ledgers are written up to the present: to the hour `now` lies in.
+    fn end(now: DateTime<Utc>) -> DateTime<Utc> {
+        now.duration_trunc(Duration::hours(1)).unwrap()
     }
 
     impl Unordered {
-        /// `count` entries over `days` before `end()`, with same-second bursts.
+        /// `count` entries over `days` before `end(now())`, with same-second bursts.
         fn new(count: usize, days: i64, page_limit: usize) -> Arc<Self> {
             let mut rng = SmallRng::seed_from_u64(count as u64);
-            let mut at = end();
+            let end = end(now());
+            let mut at = end;
             let mut entries: Vec<LedgerEntry> = (0..count)
                 .map(|n| {
                     if !rng.random_bool(0.1) {
-                        at = end() - Duration::seconds(rng.random_range(1..days * 86_400));
+                        at = end - Duration::seconds(rng.random_range(1..days * 86_400));
                     }
                     entry(format!("{:08x}", n.wrapping_mul(2_654_435_761) % 4_294_967_291), at)
                 })
@@ -333,7 +344,8 @@ mod tests {
         hint: Option<serde_json::Value>,
     ) -> (Vec<LedgerEntry>, bool, Option<serde_json::Value>) {
         let request = ScanRequest { filter: SourceFilter::default(), position: position.clone(), want, hint };
-        let scan = WindowScan::new(upstream.clone(), &request, upstream.page_limit, Duration::days(1));
+        let clock = Clock::Fixed(now());
+        let scan = WindowScan::new(upstream.clone(), &request, upstream.page_limit, Duration::days(1), clock);
         let collector = Collector::new(position, SourceFilter::default(), want);
         drive(Box::new(scan), collector).await.unwrap()
     }
@@ -391,24 +403,26 @@ mod tests {
 
     #[tokio::test]
     async fn a_dense_range_narrower_than_the_span_is_read_without_narrowing_in_vain() {
-        // 2500 entries in one second, asked for by a one-second range with a
-        // day-wide span: the window is already as narrow as it can be.
-        let at = end() - Duration::days(1);
-        let entries: Vec<LedgerEntry> = (0..2500).map(|n| entry(format!("{n:05}"), at)).collect();
-        let upstream = Arc::new(Unordered {
-            entries,
-            page_limit: 1000,
-            calls: AtomicUsize::new(0),
-            largest_page: AtomicUsize::new(0),
-        });
-        let range = TimeRange { gte: Some(at), lte: Some(at), ..Default::default() };
-        let filter = SourceFilter { entry_date: range, ..Default::default() };
-        let request = ScanRequest { filter: filter.clone(), position: None, want: 10, hint: None };
-        let scan = WindowScan::new(upstream.clone(), &request, 1000, Duration::days(1));
-        let (first, _, _) = drive(Box::new(scan), Collector::new(None, filter, 10)).await.unwrap();
-        assert_eq!(first.iter().map(|e| e.native_id.as_str()).collect::<Vec<_>>(), upstream.expected()[..10]);
-        // The window's three pages, nothing else.
-        assert_eq!(upstream.calls.load(Ordering::Relaxed), 3);
+        for now in instants() {
+            // 2500 entries in one second, asked for by a one-second range with a
+            // day-wide span: the window is already as narrow as it can be.
+            let at = end(now) - Duration::days(1);
+            let entries: Vec<LedgerEntry> = (0..2500).map(|n| entry(format!("{n:05}"), at)).collect();
+            let upstream = Arc::new(Unordered {
+                entries,
+                page_limit: 1000,
+                calls: AtomicUsize::new(0),
+                largest_page: AtomicUsize::new(0),
+            });
+            let range = TimeRange { gte: Some(at), lte: Some(at), ..Default::default() };
+            let filter = SourceFilter { entry_date: range, ..Default::default() };
+            let request = ScanRequest { filter: filter.clone(), position: None, want: 10, hint: None };
+            let scan = WindowScan::new(upstream.clone(), &request, 1000, Duration::days(1), Clock::Fixed(now));
+            let (first, _, _) = drive(Box::new(scan), Collector::new(None, filter, 10)).await.unwrap();
+            assert_eq!(first.iter().map(|e| e.native_id.as_str()).collect::<Vec<_>>(), upstream.expected()[..10]);
+            // The window's pages, nothing else.
+            assert_eq!(upstream.calls.load(Ordering::Relaxed), 2500usize.div_ceil(1000), "at {now}");
+        }
     }
 
     #[tokio::test]
@@ -434,7 +448,7 @@ mod tests {
     #[tokio::test]
     async fn a_window_denser_than_a_page_at_one_second_is_read_page_by_page() {
         // 2500 entries in the same second: no window can be narrower.
-        let at = end() - Duration::days(1);
+        let at = end(now()) - Duration::days(1);
         let mut entries: Vec<LedgerEntry> = (0..2500).map(|n| entry(format!("{n:05}"), at)).collect();
         entries.push(entry("older".into(), at - Duration::days(3)));
         entries.sort_by_key(|e| e.entry_date);
@@ -463,9 +477,9 @@ mod tests {
     const LAG: Duration = Duration::days(5);
 
     impl DayDocuments {
-        fn new(count: usize, days: i64, page_limit: usize) -> Arc<Self> {
+        /// `count` documents over the `days` up to `today`.
+        fn new(count: usize, days: i64, page_limit: usize, today: DateTime<Utc>) -> Arc<Self> {
             let mut rng = SmallRng::seed_from_u64(count as u64 + 7);
-            let today = end().duration_trunc(Duration::days(1)).unwrap();
             let mut documents: Vec<(DateTime<Utc>, Vec<LedgerEntry>)> = (0..count)
                 .map(|n| {
                     let day = today - Duration::days(rng.random_range(0..days));
@@ -521,7 +535,7 @@ mod tests {
 
     #[tokio::test]
     async fn entries_spread_around_their_documents_day_come_out_once_in_order() {
-        let today = end().duration_trunc(Duration::days(1)).unwrap();
+        let today = Clock::Fixed(now()).today();
         let ranges = [
             TimeRange::default(),
             TimeRange {
@@ -532,12 +546,13 @@ mod tests {
         ];
         for (count, want, limit) in [(300, 1, 10), (300, 7, 5), (600, 50, 20), (40, 500, 3)] {
             for range in &ranges {
-                let upstream = DayDocuments::new(count, 120, limit);
+                let upstream = DayDocuments::new(count, 120, limit, today);
                 let filter = SourceFilter { entry_date: range.clone(), ..Default::default() };
                 let (mut position, mut hint, mut walked) = (None, None, Vec::new());
                 loop {
                     let request = ScanRequest { filter: filter.clone(), position: position.clone(), want, hint };
-                    let scan = WindowScan::new(upstream.clone(), &request, limit, Duration::days(2));
+                    let scan =
+                        WindowScan::new(upstream.clone(), &request, limit, Duration::days(2), Clock::Fixed(now()));
                     let collector = Collector::new(position, filter.clone(), want);
                     let (entries, more, next_hint) = drive(Box::new(scan), collector).await.unwrap();
                     walked.extend(entries.iter().map(|e| e.native_id.clone()));
@@ -554,19 +569,63 @@ mod tests {
 
     #[tokio::test]
     async fn a_day_denser_than_a_page_is_read_page_by_page_without_narrowing_below_a_day() {
-        // 60 documents on one day, pages of 10: narrowing cannot help.
-        let upstream = DayDocuments::new(60, 1, 10);
-        // An upper bound in the past: windows must not depend on the clock,
-        // and a bound above "now" is walked down from now.
-        let range = TimeRange { lt: Some(end().duration_trunc(Duration::days(1)).unwrap()), ..TimeRange::default() };
-        let filter = SourceFilter { entry_date: range.clone(), ..SourceFilter::default() };
-        let request = ScanRequest { filter: filter.clone(), position: None, want: 5, hint: None };
-        let scan = WindowScan::new(upstream.clone(), &request, 10, Duration::days(4));
-        let collector = Collector::new(None, filter, 5);
-        let (entries, _, _) = drive(Box::new(scan), collector).await.unwrap();
-        assert_eq!(entries.iter().map(|e| e.native_id.clone()).collect::<Vec<_>>(), upstream.expected(&range)[..5]);
-        // Exact for this fixed data and bound: the overflowing probes while
-        // narrowing stop at one day, and that day's pages are then read.
-        assert_eq!(upstream.calls.load(Ordering::Relaxed), 11);
+        // Every walk: two overflowing probes while narrowing (4 days, then 2)
+        // stop at one day, the filter's granularity; that day's pages are
+        // read; then empty windows below it until `want + 1` entries before
+        // the bound are final. The window walk starts at "now" on its grid
+        // and the documents lie on a midnight, so the time of day decides
+        // how many: the second empty window ends 6 days below the top and
+        // releases the entries dated from a day below the top (its start
+        // plus the lag); if fewer than `want + 1` of them are before the
+        // bound, a third is read.
+        let (documents, page_limit, want): (usize, usize, usize) = (60, 10, 5);
+        let read = 2 + documents.div_ceil(page_limit);
+        for now in instants() {
+            let clock = Clock::Fixed(now);
+            let today = clock.today();
+            let top = now.duration_trunc(CLOCK_GRID).unwrap();
+            // All on one day, `documents / page_limit` pages: narrowing cannot help.
+            let upstream = DayDocuments::new(documents, 1, page_limit, today);
+            // Bounds above "now" once the lead is added, so the walk starts
+            // at now: before yesterday (no entry is released by the second
+            // empty window, whatever the hour), and before today.
+            for bound in [today - Duration::days(1), today] {
+                upstream.calls.store(0, Ordering::Relaxed);
+                let range = TimeRange { lt: Some(bound), ..TimeRange::default() };
+                let filter = SourceFilter { entry_date: range.clone(), ..SourceFilter::default() };
+                let request = ScanRequest { filter: filter.clone(), position: None, want, hint: None };
+                let scan = WindowScan::new(upstream.clone(), &request, page_limit, Duration::days(4), clock);
+                let (entries, _, _) = drive(Box::new(scan), Collector::new(None, filter, want)).await.unwrap();
+                let expected = upstream.expected(&range);
+                assert_eq!(entries.iter().map(|e| e.native_id.clone()).collect::<Vec<_>>(), expected[..want]);
+                let released = TimeRange { gte: Some(top - Duration::days(1)), ..range };
+                let empty_windows = if upstream.expected(&released).len() > want { 2 } else { 3 };
+                let calls = upstream.calls.load(Ordering::Relaxed);
+                assert_eq!(calls, read + empty_windows, "at {now}, entries before {bound}");
+            }
+        }
+    }
+
+    /// The instants the walks with exact call counts run at: every hour (and
+    /// the last second of it, for the minute grid) over several days, a leap
+    /// day, a year end, and the hours around daylight-saving switches. The
+    /// gateway reads and computes in UTC only, so a local switch changes
+    /// nothing it sees; the sweep holds the UTC instants at which Berlin
+    /// and New York switch, where a computation in local time would go wrong.
+    fn instants() -> Vec<DateTime<Utc>> {
+        let utc = |y, m, d, h| Utc.with_ymd_and_hms(y, m, d, h, 0, 0).unwrap();
+        let hours = |from: DateTime<Utc>, count: i64| (0..count).map(move |h| from + Duration::hours(h));
+        let switches = [
+            utc(2026, 3, 8, 7),   // New York: 02:00 EST becomes 03:00 EDT
+            utc(2026, 3, 29, 1),  // Berlin: 02:00 CET becomes 03:00 CEST
+            utc(2026, 10, 25, 1), // Berlin: 03:00 CEST becomes 02:00 CET
+            utc(2026, 11, 1, 6),  // New York: 02:00 EDT becomes 01:00 EST
+        ];
+        hours(utc(2026, 6, 28, 0), 3 * 24)
+            .chain(hours(utc(2028, 2, 28, 12), 36))
+            .chain(hours(utc(2026, 12, 31, 12), 24))
+            .chain(switches.into_iter().flat_map(|at| hours(at - Duration::hours(3), 7)))
+            .flat_map(|hour| [hour, hour + Duration::seconds(3599)])
+            .collect()
     }
 }

@@ -30,6 +30,7 @@ use super::error::{UpstreamError, UpstreamFailure};
 use super::limiter::{RateLimit, RateLimiter};
 use super::retry::{self, Backoff, RetryBudget};
 use super::{budget, deadline};
+use crate::clock::Clock;
 use crate::model::SourceName;
 
 /// How a source's HTTP calls behave. Set per source in config.
@@ -146,10 +147,12 @@ pub struct UpstreamClient {
     policy: HttpPolicy,
     dialect: ErrorDialect,
     guards: Arc<Guards>,
+    /// Measures `Retry-After` dates and rate-limit reset times.
+    clock: Clock,
 }
 
 impl UpstreamClient {
-    pub fn new(source: SourceName, policy: HttpPolicy, dialect: ErrorDialect) -> Self {
+    pub fn new(source: SourceName, policy: HttpPolicy, dialect: ErrorDialect, clock: Clock) -> Self {
         let http = reqwest::Client::builder()
             .connect_timeout(policy.connect_timeout)
             .redirect(reqwest::redirect::Policy::none())
@@ -170,11 +173,16 @@ impl UpstreamClient {
             limiter: RateLimiter::new(policy.rate_limit),
             budget: RetryBudget::new(policy.retry_budget_percent, policy.retry_budget_reserve),
         });
-        Self { http, source, policy, dialect, guards }
+        Self { http, source, policy, dialect, guards, clock }
     }
 
     pub fn source(&self) -> &SourceName {
         &self.source
+    }
+
+    /// The clock this source reads "now" from.
+    pub fn clock(&self) -> Clock {
+        self.clock
     }
 
     /// Makes `call` and decodes the JSON body, retrying transient failures.
@@ -324,7 +332,7 @@ impl UpstreamClient {
         let status = response.status();
         metrics::counter!("upstream_requests_total", "source" => self.source.to_string(), "route" => call.route, "status" => status.as_u16().to_string()).increment(1);
         let headers = response.headers().clone();
-        let now = chrono::Utc::now();
+        let now = self.clock.now();
         if let Some(reset) = retry::quota_reset(&headers, now) {
             self.guards.limiter.pause_until(&call.fingerprint, Instant::now() + reset);
         }
@@ -453,7 +461,7 @@ mod tests {
             backoff: Backoff { base: Duration::from_millis(1), max: Duration::from_millis(1) },
             ..HttpPolicy::default()
         };
-        UpstreamClient::new(SourceName::new("s"), policy, |_, _| None)
+        UpstreamClient::new(SourceName::new("s"), policy, |_, _| None, Clock::System)
     }
 
     #[tokio::test]

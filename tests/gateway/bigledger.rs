@@ -500,7 +500,8 @@ async fn readiness_covers_bigledger() {
 fn connector(app: &TestApp) -> (BigLedger, Credentials) {
     let config = app.mock.sources_config().remove("bigledger").unwrap();
     let fields = config.credentials.clone();
-    (BigLedger::new(SourceName::new("bigledger"), &config), Credentials::new(&FingerprintKey::random(), fields))
+    let source = BigLedger::new(SourceName::new("bigledger"), &config, app.mock.state.options.clock);
+    (source, Credentials::new(&FingerprintKey::random(), fields))
 }
 
 #[tokio::test]

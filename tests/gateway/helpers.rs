@@ -5,17 +5,27 @@
 use std::net::SocketAddr;
 
 use chrono::{DateTime, TimeZone, Utc};
+use ledger_gateway::clock::Clock;
 use ledger_gateway::config::Config;
 use ledger_gateway::mock::{Mock, MockOptions};
 use serde_json::{json, Value};
 
-/// The fixed newest date of test data, so expectations do not move with the clock.
+/// The instant every test runs at: the mock and the gateway both read this
+/// clock, so nothing a test sees depends on the day, the hour or the time
+/// zone it runs in. Mid-morning, as a demo would be: the newest data lies
+/// some hours below "now", where an open date range starts its walk.
+pub fn clock() -> Clock {
+    Clock::Fixed(Utc.with_ymd_and_hms(2026, 6, 30, 10, 30, 0).unwrap())
+}
+
+/// The newest date of test data: midnight of the clock's day, as the demo
+/// anchors its data on today.
 pub fn anchor() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 6, 30, 0, 0, 0).unwrap()
+    clock().today()
 }
 
 pub fn small_data() -> MockOptions {
-    MockOptions { entries: 400, seed: 7, anchor: anchor() }
+    MockOptions { entries: 400, seed: 7, ..MockOptions::at(clock()) }
 }
 
 #[derive(Debug)]
@@ -68,7 +78,10 @@ pub async fn spawn_caching_app_with(options: MockOptions, tweak: impl FnOnce(&mu
 
 async fn spawn(options: MockOptions, tweak: impl FnOnce(&mut Config)) -> TestApp {
     let mock = Mock::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), options).await.expect("mock starts");
-    let mut config = Config { sources: mock.sources_config(), ..Config::default() };
+    // The gateway reads the mock's clock: windows walked down from "now"
+    // meet the data where the mock put it, and reset times mean what the
+    // mock meant.
+    let mut config = Config { sources: mock.sources_config(), clock: mock.state.options.clock, ..Config::default() };
     tweak(&mut config);
     let app = ledger_gateway::app(&config).expect("valid config");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");

@@ -1,10 +1,10 @@
 use std::time::Instant;
 
 use ledger_gateway::mock::trackstar::ACCESS_TOKEN;
-use ledger_gateway::mock::{fixtures::today, MockOptions};
+use ledger_gateway::mock::MockOptions;
 use serde_json::{json, Value};
 
-use crate::helpers::{operation, spawn_app_with};
+use crate::helpers::{clock, operation, spawn_app_with};
 
 /// A million Trackstar entries: paging costs a few upstream calls a page and
 /// never more than one upstream page (1000 entries) in flight, wherever in
@@ -12,7 +12,7 @@ use crate::helpers::{operation, spawn_app_with};
 #[tokio::test]
 async fn a_million_entry_ledger_pages_with_bounded_calls_and_memory() {
     let started = Instant::now();
-    let app = spawn_app_with(MockOptions { entries: 1_000_000, seed: 11, anchor: today() }, |_| {}).await;
+    let app = spawn_app_with(MockOptions { entries: 1_000_000, seed: 11, ..MockOptions::at(clock()) }, |_| {}).await;
     let data = app.mock.state.trackstar.tenant(ACCESS_TOKEN);
     eprintln!("generated in {:?}", started.elapsed());
     // Expected merged order: entry_date desc, then id.

@@ -25,6 +25,7 @@ use url::Url;
 
 use super::window::{DateAxis, Window, WindowFetch, WindowPage, WindowScan};
 use super::{Batch, LedgerScan, ScanRequest, Source, SourceInfo};
+use crate::clock::Clock;
 use crate::config::SourceConfig;
 use crate::ledger::{BatchLimits, Capabilities, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, SourceKind, SourceName};
@@ -67,7 +68,7 @@ enum Book {
 }
 
 impl BigLedger {
-    pub fn new(name: SourceName, config: &SourceConfig) -> Self {
+    pub fn new(name: SourceName, config: &SourceConfig, clock: Clock) -> Self {
         let lookups = BatchLimits { max_keys: 1, concurrency: LOOKUP_CONCURRENCY };
         let capabilities = Capabilities {
             pushdown: Pushdown {
@@ -96,6 +97,7 @@ impl BigLedger {
                 name.clone(),
                 config.http.policy().with_default_rate_limit(RATE_LIMIT),
                 error_dialect,
+                clock,
             ),
             info: SourceInfo { name, kind: SourceKind::Bigledger, capabilities, credential_fields: CREDENTIAL_FIELDS },
             base_url: config.base_url.clone(),
@@ -401,7 +403,8 @@ impl<'a> Walk<'a> {
         let mut request = self.request.clone();
         request.filter = SourceFilter { entry_date: query.entry_date.clone(), ..request.filter };
         let books = Books { source: self.source, credentials: self.credentials, query };
-        Ok(Some(WindowScan::new(books, &request, self.source.page_size, self.source.initial_window)))
+        let (page_size, span, clock) = (self.source.page_size, self.source.initial_window, self.source.client.clock());
+        Ok(Some(WindowScan::new(books, &request, page_size, span, clock)))
     }
 }
 

@@ -13,6 +13,7 @@ use url::Url;
 use super::query::{self, DayRange, LedgerQuery};
 use super::records::{AdjustmentRecord, EntryId, ItemRecord, Leg, LocationRecord, TransferRecord};
 use super::{error_dialect, with_sku, BigLedger, SkuMatch};
+use crate::clock::Clock;
 use crate::ledger::{SourceFilter, TimeRange};
 use crate::model::{EventType, LocationKind, Money, SourceKind, SourceName};
 use crate::sources::window::Window;
@@ -342,7 +343,7 @@ fn list_parameters_carry_status_days_filters_and_paging() {
 
 fn connector() -> BigLedger {
     let config = crate::mock::bigledger::source_config(Url::parse("http://127.0.0.1:9/bigledger/").unwrap());
-    BigLedger::new(source(), &config)
+    BigLedger::new(source(), &config, Clock::Fixed("2026-06-30T10:30:00Z".parse().unwrap()))
 }
 
 fn credentials(key: &str) -> Credentials {

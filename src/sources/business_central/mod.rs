@@ -22,6 +22,7 @@ use tracing::{debug, warn};
 use url::Url;
 
 use super::{Batch, LedgerScan, ScanRequest, Source, SourceInfo};
+use crate::clock::Clock;
 use crate::config::SourceConfig;
 use crate::ledger::{BatchLimits, Capabilities, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, SortKey, SourceKind, SourceName};
@@ -50,7 +51,7 @@ pub struct BusinessCentral {
 }
 
 impl BusinessCentral {
-    pub fn new(name: SourceName, config: &SourceConfig) -> Self {
+    pub fn new(name: SourceName, config: &SourceConfig, clock: Clock) -> Self {
         let capabilities = Capabilities {
             pushdown: Pushdown {
                 // Exact on days, but a blank posting date (0001-01-01) passes
@@ -89,6 +90,7 @@ impl BusinessCentral {
                 name.clone(),
                 config.http.policy().with_default_rate_limit(RATE_LIMIT),
                 error_dialect,
+                clock,
             ),
             info: SourceInfo {
                 name,

@@ -7,6 +7,7 @@ use url::Url;
 use super::query::{self, Guid};
 use super::records::{self, decode_name, enum_name, event_type, ItemRecord, LedgerRecord, LocationRecord};
 use super::{bearer_token, continued_page_watermark, BusinessCentral};
+use crate::clock::Clock;
 use crate::ledger::{SourceFilter, TimeRange, Watermark};
 use crate::mock::business_central as mock;
 use crate::model::{EventType, LocationKind, SortKey, SourceName};
@@ -402,7 +403,7 @@ fn a_token_goes_out_with_one_bearer_scheme_however_it_came_in() {
 
 fn connector() -> BusinessCentral {
     let config = mock::source_config(Url::parse("http://127.0.0.1:9/business-central/").unwrap());
-    BusinessCentral::new(SourceName::new("bc"), &config)
+    BusinessCentral::new(SourceName::new("bc"), &config, Clock::Fixed("2026-06-30T10:30:00Z".parse().unwrap()))
 }
 
 #[test]

@@ -37,6 +37,7 @@ use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::{Batch, LedgerScan, ScanRequest, Source, SourceInfo};
+use crate::clock::Clock;
 use crate::config::SourceConfig;
 use crate::ledger::{Capabilities, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, SortKey, SourceKind, SourceName};
@@ -70,7 +71,7 @@ pub struct Pennylane {
 }
 
 impl Pennylane {
-    pub fn new(name: SourceName, config: &SourceConfig) -> Self {
+    pub fn new(name: SourceName, config: &SourceConfig, clock: Clock) -> Self {
         let capabilities = Capabilities {
             pushdown: Pushdown {
                 // Days on the wire; the gateway re-checks.
@@ -95,6 +96,7 @@ impl Pennylane {
                 name.clone(),
                 config.http.policy().with_default_rate_limit(RATE_LIMIT),
                 error_dialect,
+                clock,
             ),
             info: SourceInfo { name, kind: SourceKind::Pennylane, capabilities, credential_fields: CREDENTIAL_FIELDS },
             base_url: config.base_url.clone(),

@@ -244,7 +244,7 @@ fn a_rejected_cursor_is_a_page_token_failure_and_other_bodies_are_not() {
 
 fn connector() -> Pennylane {
     let config = crate::mock::pennylane::source_config(Url::parse("http://127.0.0.1:9/pennylane/").unwrap());
-    Pennylane::new(SourceName::new("pennylane"), &config)
+    Pennylane::new(SourceName::new("pennylane"), &config, Clock::Fixed("2026-06-30T10:30:00Z".parse().unwrap()))
 }
 
 fn credentials(token: &str) -> Credentials {

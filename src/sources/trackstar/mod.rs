@@ -22,6 +22,7 @@ use url::Url;
 
 use super::window::{Window, WindowFetch, WindowPage, WindowScan};
 use super::{Batch, LedgerScan, ScanRequest, Source, SourceInfo};
+use crate::clock::Clock;
 use crate::config::SourceConfig;
 use crate::ledger::{BatchLimits, Capabilities, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, SourceKind, SourceName, StockLevel};
@@ -50,7 +51,7 @@ pub struct Trackstar {
 }
 
 impl Trackstar {
-    pub fn new(name: SourceName, config: &SourceConfig) -> Self {
+    pub fn new(name: SourceName, config: &SourceConfig, clock: Clock) -> Self {
         let capabilities = Capabilities {
             pushdown: Pushdown {
                 // Whole-second granularity on the wire: re-checked.
@@ -81,6 +82,7 @@ impl Trackstar {
                 name.clone(),
                 config.http.policy().with_default_rate_limit(RATE_LIMIT),
                 error_dialect,
+                clock,
             ),
             info: SourceInfo { name, kind: SourceKind::Trackstar, capabilities, credential_fields: CREDENTIAL_FIELDS },
             base_url: config.base_url.clone(),
@@ -243,7 +245,7 @@ impl Source for Trackstar {
             return Box::new(IdsScan { source: self, credentials, ids: Some(ids.iter().cloned().collect()) });
         }
         let fetch = LedgerWindows { source: self, credentials, filter: request.filter.clone() };
-        Box::new(WindowScan::new(fetch, &request, self.page_size, self.initial_window))
+        Box::new(WindowScan::new(fetch, &request, self.page_size, self.initial_window, self.client.clock()))
     }
 
     async fn entry(&self, credentials: &Credentials, native_id: &str) -> Result<Option<LedgerEntry>, UpstreamError> {
