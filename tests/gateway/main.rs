@@ -20,6 +20,9 @@ mod errors;
 mod faults;
 /// Apollo Federation: `_service { sdl }`, `_entities` by key, their errors and cost.
 mod federation;
+/// Field errors: a failed field is null at its path, non-null failures
+/// null the nearest nullable parent.
+mod field_errors;
 /// GraphQL over HTTP: methods, media types, GraphiQL, health, schema drift.
 mod http;
 /// Caller isolation: identical queries of two callers, cold, warm, concurrent.
