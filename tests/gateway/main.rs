@@ -39,3 +39,6 @@ mod merged;
 mod pennylane;
 /// A million-entry ledger: calls and memory per page stay bounded.
 mod scale;
+/// HTTP statuses: request errors are 4xx (or 200 as `application/json`)
+/// without `data`, executed requests and batches 200.
+mod statuses;
