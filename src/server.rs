@@ -2,6 +2,7 @@
 //! browsers, health, readiness and metrics.
 
 pub mod request;
+pub mod response;
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -20,7 +21,6 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::config::Config;
-use crate::schema::codes::is_request_error;
 use crate::schema::limits::Limits;
 use crate::sources::Registry;
 use request::RequestError;
@@ -143,18 +143,15 @@ async fn execute<E: Executor>(state: &AppState<E>, headers: &HeaderMap, batch: B
     respond(headers, response)
 }
 
-/// Answers in the media type the client prefers: with
-/// `application/graphql-response+json` a request that failed before
-/// execution is a 400, as the GraphQL-over-HTTP spec asks; with
-/// `application/json` it is always a 200.
+/// Answers in the media type the client prefers, with the status GraphQL
+/// over HTTP gives it (see `response::status`).
 fn respond(headers: &HeaderMap, response: BatchResponse) -> Response {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let modern = accept.contains(GRAPHQL_RESPONSE_JSON) || accept.is_empty();
-    let failed_early = matches!(&response, BatchResponse::Single(r) if is_request_error(r));
-    let status = if modern && failed_early { StatusCode::BAD_REQUEST } else { StatusCode::OK };
     let content_type = if modern { GRAPHQL_RESPONSE_JSON } else { "application/json" };
-    let body = serde_json::to_vec(&response).unwrap_or_default();
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response()
+    let status = response::status(&response, modern);
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], response::body(&response))
+        .into_response()
 }
 
 /// A GraphQL-shaped error for failures outside execution.

@@ -33,6 +33,23 @@ fn is_input_error(message: &str) -> bool {
         .any(|prefix| message.starts_with(prefix))
 }
 
+/// Errors async-graphql raises when a valid document does not say which of
+/// its operations to run.
+fn is_operation_error(message: &str) -> bool {
+    ["Unknown operation named", "Operation name required"].iter().any(|prefix| message.starts_with(prefix))
+}
+
+/// The code of an error no stage gave one.
+fn fallback_code(message: &str) -> &'static str {
+    if is_input_error(message) {
+        "BAD_USER_INPUT"
+    } else if is_operation_error(message) {
+        "OPERATION_RESOLUTION_FAILURE"
+    } else {
+        "INTERNAL"
+    }
+}
+
 #[async_trait::async_trait]
 impl Extension for ErrorCodes {
     async fn request(&self, ctx: &ExtensionContext<'_>, next: NextRequest<'_>) -> Response {
@@ -40,7 +57,7 @@ impl Extension for ErrorCodes {
         response.errors = std::mem::take(&mut response.errors)
             .into_iter()
             .map(|error| {
-                let code = if is_input_error(&error.message) { "BAD_USER_INPUT" } else { "INTERNAL" };
+                let code = fallback_code(&error.message);
                 with_code(error, code)
             })
             .collect();
@@ -88,10 +105,14 @@ pub fn parse_failed(mut error: ServerError) -> ServerError {
     with_code(error, "GRAPHQL_PARSE_FAILED")
 }
 
-/// Whether a response failed before execution (no data at all), which the
-/// GraphQL-over-HTTP spec answers with a 4xx for its own media type.
+/// Whether a response is a request error: it failed before execution (to
+/// parse, validate, pass a limit, or pick its operation), so it has no data
+/// and no error names a field. An executed request whose non-null root field
+/// failed also has `data: null`, but its errors carry their field's `path`.
 pub fn is_request_error(response: &Response) -> bool {
-    matches!(response.data, Value::Null) && !response.errors.is_empty()
+    matches!(response.data, Value::Null)
+        && !response.errors.is_empty()
+        && response.errors.iter().all(|error| error.path.is_empty())
 }
 
 #[cfg(test)]

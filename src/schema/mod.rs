@@ -6,6 +6,7 @@
 
 pub mod codes;
 pub mod entry;
+pub mod field_errors;
 pub mod filter;
 pub mod inventory;
 pub mod limits;
@@ -29,6 +30,7 @@ pub fn build_schema(registry: Arc<Registry>, config: &Config) -> LedgerSchema {
     let mut builder = Schema::build(query::Query, EmptyMutation, EmptySubscription)
         .enable_federation()
         .extension(codes::ErrorCodes)
+        .extension(field_errors::FieldErrors)
         .extension(stale::StaleNotice)
         .extension(limits::QueryLimits::new(limits::Limits::new(config)))
         .extension(limits::budget::UpstreamBudget::new(config.limits.max_upstream_calls))

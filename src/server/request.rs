@@ -69,6 +69,30 @@ pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<
     Ok(bytes)
 }
 
+/// One operation of a POST body: async-graphql's `Request` without its
+/// default for `query`, so a body that lacks one (`{"qeury": ...}`) is not
+/// a GraphQL request rather than an empty document.
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PostedRequest {
+    query: String,
+    #[serde(default)]
+    operation_name: Option<String>,
+    #[serde(default)]
+    variables: Variables,
+    #[serde(default)]
+    extensions: async_graphql::Extensions,
+}
+
+impl From<PostedRequest> for Request {
+    fn from(posted: PostedRequest) -> Self {
+        let mut request = Request::new(posted.query).variables(posted.variables);
+        request.operation_name = posted.operation_name;
+        request.extensions = posted.extensions;
+        request
+    }
+}
+
 /// A POST body as a single request or a batch of 1 to `max_batch`.
 pub fn decode_body(body: &[u8], limits: &Limits) -> Result<BatchRequest, RequestError> {
     limits.check_json_body(body)?;
@@ -77,14 +101,18 @@ pub fn decode_body(body: &[u8], limits: &Limits) -> Result<BatchRequest, Request
     // quote the input: they are never returned.
     let malformed = |_| RequestError::MalformedBody;
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
-        Some(b'{') => Ok(BatchRequest::Single(serde_json::from_slice(body).map_err(malformed)?)),
+        Some(b'{') => {
+            let request: PostedRequest = serde_json::from_slice(body).map_err(malformed)?;
+            Ok(BatchRequest::Single(request.into()))
+        }
         Some(b'[') => {
-            let mut requests: Vec<Request> = serde_json::from_slice(body).map_err(malformed)?;
+            let requests: Vec<PostedRequest> = serde_json::from_slice(body).map_err(malformed)?;
             if requests.is_empty() {
                 Err(RequestError::EmptyBatch)
             } else if requests.len() > limits.config.max_batch {
                 Err(RequestError::BatchTooLarge { limit: limits.config.max_batch })
             } else {
+                let mut requests: Vec<Request> = requests.into_iter().map(Request::from).collect();
                 limits.check_batch(&mut requests)?;
                 Ok(BatchRequest::Batch(requests))
             }
@@ -173,6 +201,17 @@ mod tests {
         }
         let eleven = format!("[{}]", [r#"{"query": "{a}"}"#; 11].join(","));
         assert_eq!(decode_body(eleven.as_bytes(), &limits()).unwrap_err(), RequestError::BatchTooLarge { limit: 10 });
-        assert_eq!(decode_body(br#"{"query": 1}"#, &limits()).unwrap_err(), RequestError::MalformedBody);
+        for body in
+            [&br#"{"query": 1}"#[..], br#"{"qeury": "{a}"}"#, br#"[{"query": "{a}"}, {}]"#, br#"{"query": null}"#]
+        {
+            assert_eq!(decode_body(body, &limits()).unwrap_err(), RequestError::MalformedBody);
+        }
+        let Ok(BatchRequest::Single(request)) =
+            decode_body(br#"{"query": "query Q { a }", "operationName": "Q", "variables": {"n": 1}}"#, &limits())
+        else {
+            panic!("a full request decodes")
+        };
+        assert_eq!(request.operation_name.as_deref(), Some("Q"));
+        assert_eq!(request.variables.get("n"), Some(&async_graphql::Value::from(1)));
     }
 }

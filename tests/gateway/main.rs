@@ -27,6 +27,9 @@ mod errors;
 mod faults;
 /// Apollo Federation: `_service { sdl }`, `_entities` by key, their errors and cost.
 mod federation;
+/// Field errors: a failed field is null at its path, non-null failures
+/// null the nearest nullable parent.
+mod field_errors;
 /// Forwarded credentials: unusable headers are refused, never replaced by the service account.
 mod forwarded;
 /// GraphQL over HTTP: methods, media types, GraphiQL, health, schema drift.
@@ -48,3 +51,6 @@ mod pennylane;
 mod repeated;
 /// A million-entry ledger: calls and memory per page stay bounded.
 mod scale;
+/// HTTP statuses: request errors are 4xx (or 200 as `application/json`)
+/// without `data`, executed requests and batches 200.
+mod statuses;
