@@ -58,6 +58,25 @@ pub struct ServerConfig {
     /// Upstream attempts, backoff and rate-limit waits all fit inside it; a
     /// source still waiting when it passes fails with `UPSTREAM_TIMEOUT`.
     pub request_timeout_ms: u64,
+    /// Connections served at once; one more is closed as soon as it is
+    /// accepted, so the bound holds whatever its clients send (or don't).
+    pub max_connections: usize,
+    /// From the moment the server waits for a request (a new connection, or
+    /// the end of the previous response) until its headers are complete,
+    /// milliseconds; past it the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// From the end of a response until the next request on a kept-alive
+    /// connection starts, milliseconds; past it the connection is closed.
+    pub keep_alive_timeout_ms: u64,
+    /// Deadline of the whole request body once the headers are in,
+    /// milliseconds: a body trickling or stalling past it is a 408.
+    pub body_read_timeout_ms: u64,
+    /// Longest request target (path and query string), bytes: a 414.
+    pub max_uri_bytes: usize,
+    /// Largest request headers (names, values and separators), bytes: a 431.
+    pub max_header_bytes: usize,
+    /// Most request headers: a 431.
+    pub max_headers: usize,
 }
 
 impl Default for ServerConfig {
@@ -68,13 +87,67 @@ impl Default for ServerConfig {
             introspection: true,
             federation_sdl: false,
             request_timeout_ms: 15_000,
+            max_connections: 1024,
+            header_read_timeout_ms: 10_000,
+            keep_alive_timeout_ms: 5_000,
+            body_read_timeout_ms: 15_000,
+            max_uri_bytes: 16 * 1024,
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
         }
     }
 }
 
+/// hyper refuses request targets longer than this itself, with an empty
+/// 414, before any handler could answer in JSON.
+pub const HYPER_MAX_URI_BYTES: usize = u16::MAX as usize - 1;
+
 impl ServerConfig {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn keep_alive_timeout(&self) -> Duration {
+        Duration::from_millis(self.keep_alive_timeout_ms)
+    }
+
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms)
+    }
+
+    /// Each connection setting with the range it must lie in.
+    fn ranges(&self) -> [(&'static str, u64, u64, u64); 8] {
+        const HOUR_MS: u64 = 3_600_000;
+        [
+            ("server.request_timeout_ms", self.request_timeout_ms, 1, u64::MAX),
+            ("server.max_connections", self.max_connections as u64, 1, 1_000_000),
+            ("server.header_read_timeout_ms", self.header_read_timeout_ms, 1, HOUR_MS),
+            ("server.keep_alive_timeout_ms", self.keep_alive_timeout_ms, 1, self.header_read_timeout_ms),
+            ("server.body_read_timeout_ms", self.body_read_timeout_ms, 1, HOUR_MS),
+            ("server.max_uri_bytes", self.max_uri_bytes as u64, 256, HYPER_MAX_URI_BYTES as u64),
+            ("server.max_header_bytes", self.max_header_bytes as u64, 1024, 1024 * 1024),
+            ("server.max_headers", self.max_headers as u64, 8, 10_000),
+        ]
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        for (key, value, low, high) in self.ranges() {
+            if value < low || value > high {
+                let message = match (key, high) {
+                    ("server.keep_alive_timeout_ms", _) => {
+                        format!("must be between {low} and server.header_read_timeout_ms ({high})")
+                    }
+                    (_, u64::MAX) => "must be positive".to_owned(),
+                    _ => format!("must be between {low} and {high}"),
+                };
+                return Err(ConfigError::Invalid { key, message });
+            }
+        }
+        Ok(())
     }
 }
 
@@ -418,9 +491,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.limits.validate()?;
-        if self.server.request_timeout_ms == 0 {
-            return Err(ConfigError::Invalid { key: "server.request_timeout_ms", message: "must be positive".into() });
-        }
+        self.server.validate()?;
         for (name, source) in &self.sources {
             let fail = |message: String| ConfigError::Source { source_name: name.clone(), message };
             if name.is_empty() || name.contains(':') || name.chars().any(char::is_whitespace) {

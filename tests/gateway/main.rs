@@ -13,6 +13,9 @@ mod bigledger;
 mod business_central;
 /// The shared cache: ledger pages reused briefly, TTLs, errors never kept, metrics.
 mod cache;
+/// Connections: header, body and keep-alive timeouts, the connection
+/// bound, head limits, content codings and HEAD, over raw TCP.
+mod connections;
 /// Errors: cursor misuse, bad input, upstream failures, all with codes.
 mod errors;
 /// Upstream faults injected by the mock: retries, deadlines, rate limits,
