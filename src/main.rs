@@ -49,7 +49,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     info!(%addr, "listening");
     info!(url = %format!("http://{addr}/"), "GraphiQL ready: open this in a browser");
-    ledger_gateway::server::listen::serve(listener, app, &config.server, shutdown_signal()).await.map_err(|e| e.to_string())
+    ledger_gateway::server::listen::serve(listener, app, &config.server, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 async fn mock(args: MockArgs) -> Result<(), String> {

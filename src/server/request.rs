@@ -127,7 +127,9 @@ pub async fn read_body(
         }
         Ok(bytes)
     };
-    tokio::time::timeout(timeout, read).await.unwrap_or(Err(RequestError::BodyTimeout { limit_ms: timeout.as_millis() }))
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or(Err(RequestError::BodyTimeout { limit_ms: timeout.as_millis() }))
 }
 
 /// A POST body as a single request or a batch of 1 to `max_batch`.

@@ -106,7 +106,8 @@ async fn headers_that_never_end_are_closed_at_the_header_timeout() {
 async fn send_partial_body(app: &TestApp, sent: usize, pace: Duration) -> String {
     let stream = connect(app).await;
     let (mut reader, mut writer) = stream.into_split();
-    let head = "POST /graphql HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
+    let head =
+        "POST /graphql HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
     // Writes in the background: the server answers (and closes) mid-body.
     let writer = tokio::spawn(async move {
         writer.write_all(head.as_bytes()).await?;
@@ -216,7 +217,8 @@ async fn heads_over_the_limits_get_coded_json_errors() {
     let app = spawn_app().await;
     app.reset_stats().await;
     let long_query = format!("{{ {} }}", "ledgerEntries(first: 1) { pageInfo { hasNextPage } } ".repeat(400));
-    let response = app.client.get(format!("{}/graphql", app.url)).query(&[("query", &long_query)]).send().await.unwrap();
+    let response =
+        app.client.get(format!("{}/graphql", app.url)).query(&[("query", &long_query)]).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::URI_TOO_LONG);
     assert_eq!(error_codes(&response.json().await.unwrap()), ["URI_TOO_LONG"]);
 
