@@ -664,6 +664,29 @@ rate_limit = { requests = 6000, per_ms = 300000, concurrency = 5 }"#,
     }
 
     #[test]
+    fn connection_settings_load_and_are_range_checked() {
+        let config =
+            parse("[server]\nmax_connections = 10\nheader_read_timeout_ms = 2000\nkeep_alive_timeout_ms = 2000")
+                .unwrap();
+        assert_eq!((config.server.max_connections, config.server.keep_alive_timeout()), (10, Duration::from_secs(2)));
+        let cases = [
+            ("max_connections = 0", "server.max_connections: must be between 1 and 1000000"),
+            ("header_read_timeout_ms = 0", "server.header_read_timeout_ms: must be between 1 and 3600000"),
+            (
+                "keep_alive_timeout_ms = 20000",
+                "server.keep_alive_timeout_ms: must be between 1 and server.header_read_timeout_ms (10000)",
+            ),
+            ("body_read_timeout_ms = 0", "server.body_read_timeout_ms: must be between 1 and 3600000"),
+            ("max_uri_bytes = 70000", "server.max_uri_bytes: must be between 256 and 65534"),
+            ("max_header_bytes = 10", "server.max_header_bytes: must be between 1024 and 1048576"),
+            ("max_headers = 0", "server.max_headers: must be between 8 and 10000"),
+        ];
+        for (setting, expected) in cases {
+            assert_eq!(parse(&format!("[server]\n{setting}")).unwrap_err().to_string(), expected, "{setting}");
+        }
+    }
+
+    #[test]
     fn secrets_never_serialize() {
         let config = parse(
             r#"[sources.wms]
