@@ -183,7 +183,7 @@ async fn serve_gateway() -> Result<(), Box<dyn Error>> {
         let _ = std::io::copy(&mut std::io::stdin(), &mut std::io::sink());
         std::process::exit(0);
     });
-    axum::serve(listener, app).await?;
+    ledger_gateway::server::listen::serve(listener, app, &config.server, std::future::pending()).await?;
     Ok(())
 }
 

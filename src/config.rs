@@ -131,6 +131,25 @@ pub struct ServerConfig {
     /// Upstream attempts, backoff and rate-limit waits all fit inside it; a
     /// source still waiting when it passes fails with `UPSTREAM_TIMEOUT`.
     pub request_timeout_ms: u64,
+    /// Connections served at once; one more is closed as soon as it is
+    /// accepted, so the bound holds whatever its clients send (or don't).
+    pub max_connections: usize,
+    /// From the moment the server waits for a request (a new connection, or
+    /// the end of the previous response) until its headers are complete,
+    /// milliseconds; past it the connection is closed.
+    pub header_read_timeout_ms: u64,
+    /// From the end of a response until the next request on a kept-alive
+    /// connection starts, milliseconds; past it the connection is closed.
+    pub keep_alive_timeout_ms: u64,
+    /// Deadline of the whole request body once the headers are in,
+    /// milliseconds: a body trickling or stalling past it is a 408.
+    pub body_read_timeout_ms: u64,
+    /// Longest request target (path and query string), bytes: a 414.
+    pub max_uri_bytes: usize,
+    /// Largest request headers (names, values and separators), bytes: a 431.
+    pub max_header_bytes: usize,
+    /// Most request headers: a 431.
+    pub max_headers: usize,
 }
 
 impl Default for ServerConfig {
@@ -141,13 +160,59 @@ impl Default for ServerConfig {
             introspection: true,
             federation_sdl: false,
             request_timeout_ms: 15_000,
+            max_connections: 1024,
+            header_read_timeout_ms: 10_000,
+            keep_alive_timeout_ms: 5_000,
+            body_read_timeout_ms: 15_000,
+            max_uri_bytes: 16 * 1024,
+            max_header_bytes: 16 * 1024,
+            max_headers: 100,
         }
     }
 }
 
+/// hyper refuses request targets longer than this itself, with an empty
+/// 414, before any handler could answer in JSON.
+pub const HYPER_MAX_URI_BYTES: usize = u16::MAX as usize - 1;
+
 impl ServerConfig {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn header_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_read_timeout_ms)
+    }
+
+    pub fn keep_alive_timeout(&self) -> Duration {
+        Duration::from_millis(self.keep_alive_timeout_ms)
+    }
+
+    pub fn body_read_timeout(&self) -> Duration {
+        Duration::from_millis(self.body_read_timeout_ms)
+    }
+
+    /// Each server setting with the range it must lie in.
+    fn bounds(&self) -> [Bound; 8] {
+        const HOUR_MS: u64 = 3_600_000;
+        [
+            Bound::new("server.request_timeout_ms", self.request_timeout_ms, 100..=MAX_WAIT_MS),
+            Bound::new("server.max_connections", self.max_connections as u64, 1..=1_000_000),
+            Bound::new("server.header_read_timeout_ms", self.header_read_timeout_ms, 1..=HOUR_MS),
+            Bound::new("server.keep_alive_timeout_ms", self.keep_alive_timeout_ms, 1..=self.header_read_timeout_ms)
+                .because("at most server.header_read_timeout_ms"),
+            Bound::new("server.body_read_timeout_ms", self.body_read_timeout_ms, 1..=HOUR_MS),
+            Bound::new("server.max_uri_bytes", self.max_uri_bytes as u64, 256..=HYPER_MAX_URI_BYTES as u64),
+            Bound::new("server.max_header_bytes", self.max_header_bytes as u64, 1024..=1024 * 1024),
+            Bound::new("server.max_headers", self.max_headers as u64, 8..=10_000),
+        ]
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        match first_violation(self.bounds()) {
+            Some((key, message)) => Err(ConfigError::Invalid { key, message }),
+            None => Ok(()),
+        }
     }
 }
 
@@ -571,10 +636,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.limits.validate()?;
-        let deadline = Bound::new("server.request_timeout_ms", self.server.request_timeout_ms, 100..=MAX_WAIT_MS);
-        if let Some((key, message)) = deadline.violation() {
-            return Err(ConfigError::Invalid { key, message });
-        }
+        self.server.validate()?;
         if self.sources.is_empty() {
             return Err(ConfigError::NoSources);
         }
@@ -782,6 +844,30 @@ rate_limit = { requests = 6000, per_ms = 300000, concurrency = 5 }"#,
         for timeout in [0, 99, 600_001] {
             let toml = format!("[server]\nrequest_timeout_ms = {timeout}");
             assert_eq!(error(&toml), "server.request_timeout_ms: must be between 100 and 600000", "{timeout}");
+        }
+    }
+
+    #[test]
+    fn connection_settings_load_and_are_range_checked() {
+        let config = parse_with_source(
+            "[server]\nmax_connections = 10\nheader_read_timeout_ms = 2000\nkeep_alive_timeout_ms = 2000",
+        )
+        .unwrap();
+        assert_eq!((config.server.max_connections, config.server.keep_alive_timeout()), (10, Duration::from_secs(2)));
+        let cases = [
+            ("max_connections = 0", "server.max_connections: must be between 1 and 1000000"),
+            ("header_read_timeout_ms = 0", "server.header_read_timeout_ms: must be between 1 and 3600000"),
+            (
+                "keep_alive_timeout_ms = 20000",
+                "server.keep_alive_timeout_ms: must be between 1 and 10000 (at most server.header_read_timeout_ms)",
+            ),
+            ("body_read_timeout_ms = 0", "server.body_read_timeout_ms: must be between 1 and 3600000"),
+            ("max_uri_bytes = 70000", "server.max_uri_bytes: must be between 256 and 65534"),
+            ("max_header_bytes = 10", "server.max_header_bytes: must be between 1024 and 1048576"),
+            ("max_headers = 0", "server.max_headers: must be between 8 and 10000"),
+        ];
+        for (setting, expected) in cases {
+            assert_eq!(parse(&format!("[server]\n{setting}")).unwrap_err().to_string(), expected, "{setting}");
         }
     }
 

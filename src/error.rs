@@ -99,22 +99,33 @@ impl RequestError {
     pub fn code(&self) -> &'static str {
         match self {
             RequestError::UnsupportedMediaType => "UNSUPPORTED_MEDIA_TYPE",
+            RequestError::UnsupportedContentEncoding => "UNSUPPORTED_CONTENT_ENCODING",
+            RequestError::UriTooLong { .. } => "URI_TOO_LONG",
+            RequestError::HeadersTooLarge { .. } | RequestError::TooManyHeaders { .. } => "HEADERS_TOO_LARGE",
             RequestError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
+            RequestError::BodyTimeout { .. } => "BODY_READ_TIMEOUT",
             RequestError::BodyRead
             | RequestError::MalformedBody
             | RequestError::MalformedQueryString
             | RequestError::EmptyBatch => "BAD_REQUEST",
             RequestError::BatchTooLarge { .. } => "BATCH_TOO_LARGE",
-            RequestError::NotAQueryOverGet => "METHOD_NOT_ALLOWED",
+            RequestError::NotAQueryOverGet | RequestError::HeadNotAllowed => "METHOD_NOT_ALLOWED",
             RequestError::Limit(limit) => limit.code(),
         }
     }
 
     pub fn status(&self) -> StatusCode {
         match self {
-            RequestError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            RequestError::UnsupportedMediaType | RequestError::UnsupportedContentEncoding => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
+            RequestError::UriTooLong { .. } => StatusCode::URI_TOO_LONG,
+            RequestError::HeadersTooLarge { .. } | RequestError::TooManyHeaders { .. } => {
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+            }
             RequestError::PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            RequestError::NotAQueryOverGet => StatusCode::METHOD_NOT_ALLOWED,
+            RequestError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
+            RequestError::NotAQueryOverGet | RequestError::HeadNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             _ => StatusCode::BAD_REQUEST,
         }
     }

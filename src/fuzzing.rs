@@ -12,6 +12,10 @@
 //! - [`request`]: raw HTTP-level request text (POST body, GET query string
 //!   or bare query) through the pre-parse guards, parsing, the limits and
 //!   execution against the real schema with no upstreams.
+//! - [`http`]: the request parser on whole requests the bytes describe:
+//!   head limits, media type, content coding, then body or query string
+//!   decoding, with documents in the shapes attackers send (fragment
+//!   spreads and aliases by the thousand, batches) and odd encodings.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
@@ -25,7 +29,9 @@ use crate::config::{Config, SourceConfig};
 use crate::ledger::{plan, Cursor, LedgerFilter, SourceFilter, TimeRange};
 use crate::model::{EventType, SortKey, SourceKind, SourceName};
 use crate::schema::{build_schema, limits::Limits, LedgerSchema};
-use crate::server::request::{decode_body, decode_query_string};
+use crate::server::request::{
+    check_content_encoding, check_head, check_post_media_type, decode_body, decode_query_string, RequestError,
+};
 use crate::sources::window::Window;
 use crate::sources::{bigledger, business_central, pennylane, trackstar, Registry, ScanRequest, Source};
 use crate::upstream::{Credentials, FingerprintKey};
@@ -34,7 +40,8 @@ use crate::upstream::{Credentials, FingerprintKey};
 pub type Target = fn(&[u8]);
 
 /// Every target, by the name `fuzz/` and `scripts/fuzz` use.
-pub const TARGETS: &[(&str, Target)] = &[("cursor", cursor), ("filters", filters), ("request", request)];
+pub const TARGETS: &[(&str, Target)] =
+    &[("cursor", cursor), ("filters", filters), ("request", request), ("http", http)];
 
 /// Reads typed values off fuzzer bytes. Past the end every read is zero or
 /// empty, so every byte string is a valid input.
@@ -323,27 +330,33 @@ fn fuzz_schema() -> &'static (LedgerSchema, Limits) {
 /// response carries a code.
 pub fn request(data: &[u8]) {
     let Some((mode, rest)) = data.split_first() else { return };
+    let (_, limits) = fuzz_schema();
+    let decoded = match mode % 3 {
+        0 => decode_body(rest, limits),
+        1 => decode_query_string(&String::from_utf8_lossy(rest), limits).map(BatchRequest::Single),
+        _ => Ok(BatchRequest::Single(Request::new(String::from_utf8_lossy(rest)))),
+    };
+    execute_decoded(decoded);
+}
+
+/// A refusal has a code and a 4xx status; anything decoded is executed and
+/// every error in every response carries a code.
+fn execute_decoded(decoded: Result<BatchRequest, RequestError>) {
     let (schema, limits) = fuzz_schema();
-    let requests = match mode % 3 {
-        0 => match decode_body(rest, limits) {
-            Ok(BatchRequest::Single(request)) => vec![request],
-            Ok(BatchRequest::Batch(requests)) => requests,
-            Err(error) => return assert!(!error.code().is_empty()),
-        },
-        1 => match decode_query_string(&String::from_utf8_lossy(rest), limits) {
-            Ok(mut request) => {
-                let _ = limits.operation_type(&mut request);
-                vec![request]
-            }
-            Err(error) => return assert!(!error.code().is_empty()),
-        },
-        _ => vec![Request::new(String::from_utf8_lossy(rest))],
+    let requests = match decoded {
+        Ok(BatchRequest::Single(request)) => vec![request],
+        Ok(BatchRequest::Batch(requests)) => requests,
+        Err(error) => {
+            assert!(!error.code().is_empty() && error.status().is_client_error(), "{error:?}");
+            return;
+        }
     };
     thread_local! {
         static RUNTIME: tokio::runtime::Runtime =
             tokio::runtime::Builder::new_current_thread().enable_all().build().expect("a runtime");
     }
-    for request in requests {
+    for mut request in requests {
+        let _ = limits.operation_type(&mut request);
         let request = request.data(crate::sources::Caller::default());
         let response = RUNTIME.with(|runtime| runtime.block_on(schema.execute(request)));
         for error in &response.errors {
@@ -352,6 +365,145 @@ pub fn request(data: &[u8]) {
         }
         serde_json::to_vec(&response).expect("responses serialize");
     }
+}
+
+/// Values a header is seen with: the expected one, its odd spellings, ones
+/// to refuse, and raw bytes.
+fn header_value(input: &mut Input<'_>, choices: &[&str]) -> Option<axum::http::HeaderValue> {
+    let pick = input.below(choices.len() + 2);
+    let text = match choices.get(pick) {
+        Some(choice) => (*choice).to_owned(),
+        None if pick == choices.len() => return None,
+        None => input.string(40),
+    };
+    axum::http::HeaderValue::from_str(&text).ok()
+}
+
+const CONTENT_TYPES: &[&str] = &[
+    "application/json",
+    "APPLICATION/JSON; charset=utf-8",
+    "application/json;charset=\"utf-8\"",
+    "application/graphql-response+json",
+    "application/json, text/html",
+    " application/json ",
+    "application/jsonx",
+    "text/plain",
+    "multipart/form-data; boundary=x",
+    "",
+];
+
+const CONTENT_CODINGS: &[&str] =
+    &["identity", "IDENTITY", " identity , identity", "identity,", "", "gzip", "x-gzip", "deflate, identity", "br"];
+
+/// A document in a shape hostile clients send, sized by the input.
+fn hostile_document(input: &mut Input<'_>) -> String {
+    let n = input.below(5_000);
+    let field =
+        ["__typename", "ledgerEntries(first: 500) { edges { node { id sku } } }", "_service { sdl }"][input.below(3)];
+    match input.below(5) {
+        // One fragment spread over and over.
+        0 => format!("fragment F on Query {{ {field} }} query {{ {} }}", "...F ".repeat(n)),
+        // Fragments each spreading the next twice: 2^depth spreads expanded.
+        1 => {
+            let depth = 1 + n % 40;
+            let chain: String =
+                (0..depth).map(|i| format!("fragment F{i} on Query {{ ...F{} ...F{} }} ", i + 1, i + 1)).collect();
+            format!("{chain}fragment F{depth} on Query {{ {field} }} query {{ ...F0 }}")
+        }
+        // Aliases of one field.
+        2 => format!("{{ {} }}", (0..n).map(|i| format!("a{i}: {field}")).collect::<Vec<_>>().join(" ")),
+        // Inline fragments nested inside each other.
+        3 => format!("{{ {}{field}{} }}", "... on Query { ".repeat(n % 200), " }".repeat(n % 200)),
+        _ => input.string(200),
+    }
+}
+
+/// `text` escaped for JSON in one of several legal (and one illegal) ways.
+fn json_string(input: &mut Input<'_>, text: &str) -> String {
+    match input.below(3) {
+        0 => serde_json::to_string(text).expect("strings serialize"),
+        // Every character as a \u escape, surrogate pairs included.
+        1 => {
+            let escaped: String = text.encode_utf16().map(|unit| format!("\\u{unit:04x}")).collect();
+            format!("\"{escaped}\"")
+        }
+        _ => format!("\"{text}\""),
+    }
+}
+
+/// `document` as a GET query string: form-encoded, every byte
+/// percent-encoded, double-encoded, or raw.
+fn query_string(input: &mut Input<'_>, document: &str) -> String {
+    use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+    let value = match input.below(4) {
+        0 => url::form_urlencoded::byte_serialize(document.as_bytes()).collect(),
+        1 => utf8_percent_encode(document, NON_ALPHANUMERIC).to_string(),
+        2 => utf8_percent_encode(&utf8_percent_encode(document, NON_ALPHANUMERIC).to_string(), NON_ALPHANUMERIC)
+            .to_string(),
+        _ => document.to_owned(),
+    };
+    let extra =
+        ["", "&operationName=", "&variables=%7B%7D", "&variables=null", "&query=x", "&%zz=1", "&extensions=%5B"];
+    format!("query={value}{}", extra[input.below(extra.len())])
+}
+
+/// A POST body of `document`: one request or a batch of copies, with a
+/// byte-order mark or padding sometimes.
+fn body(input: &mut Input<'_>, document: &str) -> Vec<u8> {
+    let one = format!("{{\"query\": {}, \"variables\": {{}}}}", json_string(input, document));
+    let text = match input.below(3) {
+        0 => one,
+        1 => format!("[{}]", vec![one; input.below(13)].join(",")),
+        _ => format!("\u{feff}{one}{}", " ".repeat(input.below(64))),
+    };
+    text.into_bytes()
+}
+
+/// The request parser on a request the bytes describe (see the module
+/// docs), in the order the server applies it.
+pub fn http(data: &[u8]) {
+    if let Some(decoded) = parse_http(data) {
+        execute_decoded(decoded);
+    }
+}
+
+/// What the parser makes of the request the bytes describe; `None` for a
+/// request target hyper would not have parsed.
+fn parse_http(data: &[u8]) -> Option<Result<BatchRequest, RequestError>> {
+    let mut input = Input::new(data);
+    let (_, limits) = fuzz_schema();
+    let server = Config::default().server;
+    let mut headers = axum::http::HeaderMap::new();
+    if let Some(value) = header_value(&mut input, CONTENT_TYPES) {
+        headers.insert(axum::http::header::CONTENT_TYPE, value);
+    }
+    for _ in 0..input.below(3) {
+        if let Some(value) = header_value(&mut input, CONTENT_CODINGS) {
+            headers.append(axum::http::header::CONTENT_ENCODING, value);
+        }
+    }
+    for n in 0..input.below(2 * server.max_headers) {
+        headers.insert(
+            format!("x-{n}").parse::<axum::http::HeaderName>().expect("a header name"),
+            "1".parse().expect("a value"),
+        );
+    }
+    let padding = "a".repeat(input.below(2 * server.max_header_bytes));
+    headers.insert("x-padding", padding.parse().expect("ASCII is a header value"));
+    let document = hostile_document(&mut input);
+    let post = input.bool();
+    let target = if post { "/graphql".to_owned() } else { format!("/graphql?{}", query_string(&mut input, &document)) };
+    let uri = target.parse::<axum::http::Uri>().ok()?;
+    let decoded = check_head(&uri, &headers, &server).and_then(|()| {
+        if post {
+            check_post_media_type(&headers)?;
+            check_content_encoding(&headers)?;
+            decode_body(&body(&mut input, &document), limits)
+        } else {
+            decode_query_string(uri.query().unwrap_or_default(), limits).map(BatchRequest::Single)
+        }
+    });
+    Some(decoded)
 }
 
 #[cfg(test)]
@@ -381,6 +533,28 @@ mod tests {
         for seed in seeds("cursor").iter().filter(|seed| seed.first() == Some(&0)) {
             let text = String::from_utf8_lossy(&seed[1..]);
             assert!(Cursor::decode(&text, &filter).is_ok(), "{text}");
+        }
+    }
+
+    /// The seeds reach every stage of the parser: each refusal, and
+    /// requests that decode (then execute).
+    #[test]
+    fn the_http_seeds_reach_every_refusal_and_a_decoded_request() {
+        let outcomes: BTreeSet<&str> = seeds("http")
+            .iter()
+            .filter_map(|seed| parse_http(seed))
+            .map(|decoded| decoded.map_or_else(|error| error.code(), |_| "decoded"))
+            .collect();
+        for expected in [
+            "decoded",
+            "URI_TOO_LONG",
+            "HEADERS_TOO_LARGE",
+            "UNSUPPORTED_MEDIA_TYPE",
+            "UNSUPPORTED_CONTENT_ENCODING",
+            "BAD_REQUEST",
+            "BATCH_TOO_LARGE",
+        ] {
+            assert!(outcomes.contains(expected), "{expected} not reached: {outcomes:?}");
         }
     }
 

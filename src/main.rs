@@ -51,7 +51,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if config.server.graphiql {
         info!(url = %format!("http://{addr}/"), "GraphiQL ready: open this in a browser");
     }
-    axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await.map_err(|e| e.to_string())
+    ledger_gateway::server::listen::serve(listener, app, &config.server, shutdown_signal())
+        .await
+        .map_err(|e| e.to_string())
 }
 
 /// Prints the effective configuration as TOML; `Config` serializes every

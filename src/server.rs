@@ -1,6 +1,7 @@
 //! HTTP: GraphQL over HTTP on `/graphql` (GET and POST), GraphiQL for
 //! browsers, health, readiness and metrics.
 
+pub mod listen;
 pub mod request;
 pub mod response;
 
@@ -10,8 +11,9 @@ use std::time::Duration;
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Executor};
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, RawQuery, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::extract::{DefaultBodyLimit, RawQuery, Request, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -20,7 +22,7 @@ use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
 
-use crate::config::Config;
+use crate::config::{Config, ServerConfig};
 use crate::schema::limits::Limits;
 use crate::sources::Registry;
 use request::RequestError;
@@ -36,6 +38,7 @@ struct AppState<E> {
     graphiql: bool,
     limits: Arc<Limits>,
     request_timeout: Duration,
+    body_read_timeout: Duration,
 }
 
 /// The routes over `schema`: the ledger schema in production; generic so
@@ -49,10 +52,11 @@ pub fn router<E: Executor>(schema: E, registry: Arc<Registry>, config: &Config) 
         graphiql: config.server.graphiql,
         limits,
         request_timeout: config.server.request_timeout(),
+        body_read_timeout: config.server.body_read_timeout(),
     };
     Router::new()
         .route("/", get(root::<E>))
-        .route("/graphql", get(graphql_get::<E>).post(graphql_post::<E>))
+        .route("/graphql", get(graphql_get::<E>).post(graphql_post::<E>).head(graphql_head))
         .route("/health", get(health))
         .route("/ready", get(ready::<E>))
         .route("/metrics", get(metrics))
@@ -61,6 +65,7 @@ pub fn router<E: Executor>(schema: E, registry: Arc<Registry>, config: &Config) 
         // For any extractor that buffers a body; `/graphql` reads its own,
         // with the same limit and a coded error.
         .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(Arc::new(config.server.clone()), check_head))
         .layer(TraceLayer::new_for_http())
         // A panicking resolver fails its own request with a 500; the server
         // keeps serving everyone else. async-graphql does not catch panics:
@@ -74,6 +79,14 @@ pub fn router<E: Executor>(schema: E, registry: Arc<Registry>, config: &Config) 
             tracing::error!(panic = %message, "request handler panicked");
             graphql_error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error")
         }))
+}
+
+/// Every route's request head within `[server]`'s URI and header limits.
+async fn check_head(State(config): State<Arc<ServerConfig>>, request: Request, next: Next) -> Response {
+    match request::check_head(request.uri(), request.headers(), &config) {
+        Ok(()) => next.run(request).await,
+        Err(error) => request_error(&error),
+    }
 }
 
 fn wants_html(headers: &HeaderMap) -> bool {
@@ -108,27 +121,55 @@ async fn graphql_get<E: Executor>(
     };
     // Unknown or unparsable operations fall through: execution reports them.
     if state.limits.operation_type(&mut request).is_some_and(|ty| ty != OperationType::Query) {
-        let mut response = request_error(&RequestError::NotAQueryOverGet);
-        response.headers_mut().insert(header::ALLOW, HeaderValue::from_static("POST"));
-        return response;
+        return request_error(&RequestError::NotAQueryOverGet);
     }
     execute(&state, &headers, BatchRequest::Single(request)).await
+}
+
+/// HEAD is answered 405 rather than by running the GET handler (axum's
+/// default), which would execute the query, upstream calls included, to
+/// send back its headers alone.
+async fn graphql_head() -> Response {
+    request_error(&RequestError::HeadNotAllowed)
 }
 
 async fn graphql_post<E: Executor>(State(state): State<AppState<E>>, headers: HeaderMap, body: Body) -> Response {
     let decoded = async {
         request::check_post_media_type(&headers)?;
-        let body = request::read_body(&headers, body, state.limits.config.max_body_bytes).await?;
+        request::check_content_encoding(&headers)?;
+        let limit = state.limits.config.max_body_bytes;
+        let body = request::read_body(&headers, body, limit, state.body_read_timeout).await?;
         request::decode_body(&body, &state.limits)
     };
     match decoded.await {
         Ok(batch) => execute(&state, &headers, batch).await,
-        Err(error) => request_error(&error),
+        Err(error) => {
+            if matches!(error, RequestError::BodyTimeout { .. }) {
+                listen::Dropped::BodyTimeout.count();
+            }
+            request_error(&error)
+        }
     }
 }
 
 fn request_error(error: &RequestError) -> Response {
-    graphql_error(error.status(), error.code(), &error.to_string())
+    let mut response = graphql_error(error.status(), error.code(), &error.to_string());
+    if let Some((name, value)) = advice(error) {
+        response.headers_mut().insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+/// The header that tells a refused client what would be accepted, or that
+/// the connection ends (a body left unread cannot be skipped).
+fn advice(error: &RequestError) -> Option<(HeaderName, &'static str)> {
+    match error {
+        RequestError::NotAQueryOverGet => Some((header::ALLOW, "POST")),
+        RequestError::HeadNotAllowed => Some((header::ALLOW, "GET, POST")),
+        RequestError::UnsupportedContentEncoding => Some((header::ACCEPT_ENCODING, "identity")),
+        RequestError::BodyTimeout { .. } => Some((header::CONNECTION, "close")),
+        _ => None,
+    }
 }
 
 async fn execute<E: Executor>(state: &AppState<E>, headers: &HeaderMap, batch: BatchRequest) -> Response {

@@ -1,14 +1,18 @@
 //! From HTTP to GraphQL requests, refusing hostile ones before they cost
-//! anything: the body is read with its size capped while it streams in,
-//! JSON nesting is bounded before serde_json builds values, and nothing
-//! a parser says about the input is echoed back.
+//! anything: the request head is bounded, the body is read with its size
+//! capped and a deadline while it streams in, JSON nesting is bounded
+//! before serde_json builds values, and nothing a parser says about the
+//! input is echoed back.
+
+use std::time::Duration;
 
 use async_graphql::{BatchRequest, Request, Variables};
 use axum::body::Body;
-use axum::http::{header, HeaderMap};
+use axum::http::{header, HeaderMap, Uri};
 use futures::StreamExt;
 use serde::de::DeserializeOwned;
 
+use crate::config::ServerConfig;
 use crate::schema::limits::{LimitError, Limits};
 
 /// Why an HTTP request never became a GraphQL request. Codes and statuses
@@ -17,10 +21,20 @@ use crate::schema::limits::{LimitError, Limits};
 pub enum RequestError {
     #[error("POST /graphql needs Content-Type: application/json")]
     UnsupportedMediaType,
+    #[error("request bodies are accepted without a content coding only (Content-Encoding: identity)")]
+    UnsupportedContentEncoding,
+    #[error("request target is longer than {limit} bytes")]
+    UriTooLong { limit: usize },
+    #[error("request headers are larger than {limit} bytes")]
+    HeadersTooLarge { limit: usize },
+    #[error("a request has at most {limit} headers")]
+    TooManyHeaders { limit: usize },
     #[error("request body is larger than {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("request body could not be read")]
     BodyRead,
+    #[error("request body did not arrive within {limit_ms} ms")]
+    BodyTimeout { limit_ms: u128 },
     #[error("request body is not a GraphQL JSON request")]
     MalformedBody,
     #[error("query string is not a GraphQL GET request (query, operationName, variables, extensions)")]
@@ -31,6 +45,8 @@ pub enum RequestError {
     BatchTooLarge { limit: usize },
     #[error("only query operations run over GET: send other operations with POST")]
     NotAQueryOverGet,
+    #[error("HEAD would have to run the query to describe its answer: send GET or POST")]
+    HeadNotAllowed,
     #[error(transparent)]
     Limit(#[from] LimitError),
 }
@@ -50,23 +66,70 @@ pub fn check_post_media_type(headers: &HeaderMap) -> Result<(), RequestError> {
     }
 }
 
-/// Reads at most `limit` bytes of `body`: a declared length over the limit
-/// is refused unread, a chunked body as soon as it crosses the limit.
-pub async fn read_body(headers: &HeaderMap, body: Body, limit: usize) -> Result<Vec<u8>, RequestError> {
+/// Refuses any content coding but `identity`: a body labelled `gzip` is
+/// not read as if it were plain, and none is decompressed, so no
+/// compressed body can expand past `max_body_bytes`.
+pub fn check_content_encoding(headers: &HeaderMap) -> Result<(), RequestError> {
+    let identity = |value: &axum::http::HeaderValue| {
+        value.to_str().is_ok_and(|codings| {
+            codings.split(',').map(str::trim).all(|coding| coding.is_empty() || coding.eq_ignore_ascii_case("identity"))
+        })
+    };
+    if headers.get_all(header::CONTENT_ENCODING).iter().all(identity) {
+        Ok(())
+    } else {
+        Err(RequestError::UnsupportedContentEncoding)
+    }
+}
+
+/// The request head within `[server]`'s limits. hyper's own parser is set
+/// well above them (see `listen`), so heads in between are refused here,
+/// with a JSON error, rather than by hyper with an empty one.
+pub fn check_head(uri: &Uri, headers: &HeaderMap, config: &ServerConfig) -> Result<(), RequestError> {
+    let target = uri.path_and_query().map_or(0, |target| target.as_str().len());
+    if target > config.max_uri_bytes {
+        return Err(RequestError::UriTooLong { limit: config.max_uri_bytes });
+    }
+    if headers.len() > config.max_headers {
+        return Err(RequestError::TooManyHeaders { limit: config.max_headers });
+    }
+    // As on the wire: `name: value\r\n`.
+    let size: usize = headers.iter().map(|(name, value)| name.as_str().len() + value.len() + 4).sum();
+    if size > config.max_header_bytes {
+        return Err(RequestError::HeadersTooLarge { limit: config.max_header_bytes });
+    }
+    Ok(())
+}
+
+/// Reads at most `limit` bytes of `body` within `timeout`: a declared
+/// length over the limit is refused unread, a chunked body as soon as it
+/// crosses the limit, a body still arriving at the deadline with a 408
+/// (whatever its pace: a trickle is as costly as a stall).
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+    timeout: Duration,
+) -> Result<Vec<u8>, RequestError> {
     let declared = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if declared.is_some_and(|length| length > limit as u64) {
         return Err(RequestError::PayloadTooLarge { limit });
     }
-    let mut stream = body.into_data_stream();
-    let mut bytes = Vec::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| RequestError::BodyRead)?;
-        if bytes.len() + chunk.len() > limit {
-            return Err(RequestError::PayloadTooLarge { limit });
+    let read = async {
+        let mut stream = body.into_data_stream();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|_| RequestError::BodyRead)?;
+            if bytes.len() + chunk.len() > limit {
+                return Err(RequestError::PayloadTooLarge { limit });
+            }
+            bytes.extend_from_slice(&chunk);
         }
-        bytes.extend_from_slice(&chunk);
-    }
-    Ok(bytes)
+        Ok(bytes)
+    };
+    tokio::time::timeout(timeout, read)
+        .await
+        .unwrap_or(Err(RequestError::BodyTimeout { limit_ms: timeout.as_millis() }))
 }
 
 /// One operation of a POST body: async-graphql's `Request` without its

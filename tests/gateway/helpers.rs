@@ -87,7 +87,9 @@ async fn spawn(options: MockOptions, tweak: impl FnOnce(&mut Config)) -> TestApp
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let url = format!("http://{}", listener.local_addr().expect("addr"));
     let server = tokio::spawn(async move {
-        axum::serve(listener, app).await.expect("serve");
+        ledger_gateway::server::listen::serve(listener, app, &config.server, std::future::pending())
+            .await
+            .expect("serve");
     });
     let client = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build().expect("client");
     TestApp { url, mock, client, server }

@@ -525,7 +525,10 @@ async fn a_panicking_resolver_fails_only_its_own_request() {
     let app = ledger_gateway::server::router(schema, registry, &config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/graphql", listener.local_addr().unwrap());
-    let server = tokio::spawn(async move { axum::serve(listener, app).await });
+    let server_config = config.server.clone();
+    let server = tokio::spawn(async move {
+        ledger_gateway::server::listen::serve(listener, app, &server_config, std::future::pending()).await
+    });
     let client = reqwest::Client::new();
 
     let response = client.post(&url).json(&json!({"query": "{ boom }"})).send().await.unwrap();

@@ -9,17 +9,20 @@ mod helpers;
 /// BigLedger: entries synthesized from adjustments and transfers, pushdown,
 /// lookups by id, its error dialect.
 mod bigledger;
+/// The circuit breaker at every connector: opens, recovers, releases its trial.
+mod breaker;
 /// The upstream call budget: refused before any call, stopped while running,
 /// shared by a batch, and fair shares of a source's limiter.
 mod budget;
-/// The circuit breaker at every connector: opens, recovers, releases its trial.
-mod breaker;
 /// Business Central: OData pushdown, day-precision paging, enums, decimals, errors.
 mod business_central;
 /// The shared cache: ledger pages reused briefly, TTLs, errors never kept, metrics.
 mod cache;
 /// The binary itself: start-up refusals, `check-config`, the demo's settings.
 mod cli;
+/// Connections: header, body and keep-alive timeouts, the connection
+/// bound, head limits, content codings and HEAD, over raw TCP.
+mod connections;
 /// Errors: cursor misuse, bad input, upstream failures, all with codes.
 mod errors;
 /// Upstream faults injected by the mock: retries, deadlines, rate limits,

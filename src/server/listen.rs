@@ -1,0 +1,186 @@
+//! The accept loop: HTTP/1.1 connections under a bound, each with header,
+//! keep-alive and (in the handler) body deadlines, so a client that sends
+//! slowly or not at all holds a connection only briefly. Every connection
+//! the server gives up on is counted in `http_connections_dropped_total`.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::Request;
+use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+use tower::ServiceExt;
+
+use crate::config::ServerConfig;
+
+/// Why the server closed a connection before its client did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Dropped {
+    /// The request headers were not complete within `header_read_timeout_ms`.
+    HeaderTimeout,
+    /// The next request on a kept-alive connection did not start within
+    /// `keep_alive_timeout_ms`.
+    KeepAliveTimeout,
+    /// The body was not complete within `body_read_timeout_ms` (answered 408).
+    BodyTimeout,
+    /// `max_connections` were already open.
+    ConnectionLimit,
+}
+
+impl Dropped {
+    pub fn reason(self) -> &'static str {
+        match self {
+            Dropped::HeaderTimeout => "header_timeout",
+            Dropped::KeepAliveTimeout => "keep_alive_timeout",
+            Dropped::BodyTimeout => "body_timeout",
+            Dropped::ConnectionLimit => "connection_limit",
+        }
+    }
+
+    pub fn count(self) {
+        metrics::counter!("http_connections_dropped_total", "reason" => self.reason()).increment(1);
+    }
+}
+
+/// What hyper's own parser may buffer of a request head, as a multiple of
+/// the configured limits: heads between the limits and this backstop reach
+/// the router, which refuses them with a JSON error; only larger ones get
+/// hyper's bare 431.
+const HYPER_HEAD_BACKSTOP: usize = 4;
+
+/// How long to back off after a failed `accept` (out of file descriptors,
+/// say) before trying again, so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+/// Serves `router` on `listener` until `shutdown` completes, then stops
+/// accepting, lets every open connection finish its request and returns
+/// once all are closed.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    config: &ServerConfig,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let http = http1(config);
+    let keep_alive = config.keep_alive_timeout();
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let (stop, stopping) = watch::channel(false);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(ACCEPT_BACKOFF).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            Dropped::ConnectionLimit.count();
+            drop(stream);
+            continue;
+        };
+        let connection = serve_connection(http.clone(), stream, router.clone(), keep_alive, stopping.clone());
+        tokio::spawn(async move {
+            connection.await;
+            drop(slot);
+        });
+    }
+    let _ = stop.send(true);
+    // Every connection holds a slot until it ends: having them all back
+    // means every connection is closed.
+    let _all = slots.acquire_many(config.max_connections as u32).await;
+    Ok(())
+}
+
+fn http1(config: &ServerConfig) -> hyper::server::conn::http1::Builder {
+    let mut http = hyper::server::conn::http1::Builder::new();
+    let head = config.max_uri_bytes + config.max_header_bytes;
+    http.timer(TokioTimer::new())
+        .header_read_timeout(config.header_read_timeout())
+        .max_buf_size((HYPER_HEAD_BACKSTOP * head).max(64 * 1024))
+        .max_headers(HYPER_HEAD_BACKSTOP * config.max_headers);
+    http
+}
+
+/// Requests in flight on one connection, and whether any was served yet:
+/// a connection is idle between requests, not before its first one (the
+/// header timeout covers that).
+#[derive(Clone, Copy, Default)]
+struct Activity {
+    in_flight: usize,
+    served: bool,
+}
+
+/// Marks a request in flight for as long as it lives.
+struct InFlight(watch::Sender<Activity>);
+
+impl InFlight {
+    fn new(activity: &watch::Sender<Activity>) -> Self {
+        activity.send_modify(|a| a.in_flight += 1);
+        Self(activity.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.send_modify(|a| {
+            a.in_flight -= 1;
+            a.served = true;
+        });
+    }
+}
+
+async fn serve_connection(
+    http: hyper::server::conn::http1::Builder,
+    stream: TcpStream,
+    router: Router,
+    keep_alive: Duration,
+    mut stopping: watch::Receiver<bool>,
+) {
+    let (activity, mut changes) = watch::channel(Activity::default());
+    let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let in_flight = InFlight::new(&activity);
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(request).await;
+            drop(in_flight);
+            response
+        }
+    });
+    let connection = http.serve_connection(TokioIo::new(stream), service);
+    let mut connection = std::pin::pin!(connection);
+    let mut closing = false;
+    loop {
+        let now = *changes.borrow_and_update();
+        let idle = now.in_flight == 0 && now.served && !closing;
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    if error.is_timeout() {
+                        Dropped::HeaderTimeout.count();
+                    }
+                    tracing::debug!(%error, "connection ended");
+                }
+                return;
+            }
+            _ = changes.changed() => {}
+            () = tokio::time::sleep(keep_alive), if idle => {
+                Dropped::KeepAliveTimeout.count();
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            _ = stopping.wait_for(|stop| *stop), if !closing => {
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+        }
+    }
+}
