@@ -5,16 +5,19 @@
 //!
 //! The folders follow the data flow of a request:
 //!
-//! - [`server`]: HTTP routes (GraphQL over HTTP, GraphiQL, health, metrics).
+//! - [`server`]: the accept loop (connection bound, header, body and idle
+//!   timeouts) and HTTP routes (GraphQL over HTTP with its statuses,
+//!   GraphiQL, health, metrics).
 //! - [`schema`]: the GraphQL face: root fields, types, filter inputs,
-//!   federation entities, error codes.
+//!   federation entities, error codes, field-error nulls, query limits and
+//!   the upstream call estimate.
 //! - [`ledger`]: pure planning, merging and cursors: which sources a filter
 //!   reaches, what each pushes down, the k-way merge, keyset cursors.
 //! - [`sources`]: one connector per upstream behind `trait Source`, plus the
 //!   shared fan-out, the date-window walker for unordered upstreams, and
 //!   item/location lookups over any source.
 //! - [`upstream`]: shared HTTP mechanics: client, request deadline, retries
-//!   and their budget, circuit breaker, outgoing rate limits, credentials,
+//!   and their budget, the per-request call budget, circuit breaker, outgoing rate limits, credentials,
 //!   and the cache every request shares (keyed per caller).
 //! - [`mock`]: the mock upstreams, speaking each API's wire format, with
 //!   fault injection for all of them.
