@@ -11,7 +11,6 @@ use std::time::Duration;
 
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Executor};
-use futures::stream::{FuturesOrdered, StreamExt};
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
@@ -19,6 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures::stream::{FuturesOrdered, StreamExt};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -48,12 +48,7 @@ struct AppState<E> {
 /// The routes over `schema`: the ledger schema in production; generic so
 /// tests can mount a schema that misbehaves (a panicking resolver) behind
 /// the very same HTTP handling.
-pub fn router<E: Executor>(
-    schema: E,
-    registry: Arc<Registry>,
-    persisted: PersistedQueries,
-    config: &Config,
-) -> Router {
+pub fn router<E: Executor>(schema: E, registry: Arc<Registry>, persisted: PersistedQueries, config: &Config) -> Router {
     let limits = Arc::new(Limits::new(config));
     let state = AppState {
         schema,

@@ -185,7 +185,9 @@ impl Store {
         let floor = max_bytes.div_ceil(max_entries);
         let documents = Cache::builder()
             .max_capacity(max_bytes)
-            .weigher(move |hash: &Arc<str>, query: &Arc<str>| weight(hash, query).max(floor).try_into().unwrap_or(u32::MAX))
+            .weigher(move |hash: &Arc<str>, query: &Arc<str>| {
+                weight(hash, query).max(floor).try_into().unwrap_or(u32::MAX)
+            })
             // Admit every registration: TinyLFU, moka's default, may turn a
             // new document away, and the client that just sent it would miss.
             .eviction_policy(EvictionPolicy::lru())
@@ -330,10 +332,8 @@ mod tests {
     use super::*;
 
     fn manifest(operations: serde_json::Value) -> Manifest {
-        serde_json::from_value(
-            serde_json::json!({"format": MANIFEST_FORMAT, "version": 1, "operations": operations}),
-        )
-        .unwrap()
+        serde_json::from_value(serde_json::json!({"format": MANIFEST_FORMAT, "version": 1, "operations": operations}))
+            .unwrap()
     }
 
     #[test]
@@ -347,7 +347,10 @@ mod tests {
         let object = |fields: Vec<(&str, Value)>| {
             Value::Object(fields.into_iter().map(|(k, v)| (async_graphql::Name::new(k), v)).collect())
         };
-        assert_eq!(requested_hash(object(vec![("version", Value::from(1)), ("sha256Hash", hash())])).unwrap(), "abc".into());
+        assert_eq!(
+            requested_hash(object(vec![("version", Value::from(1)), ("sha256Hash", hash())])).unwrap(),
+            "abc".into()
+        );
         assert_eq!(
             requested_hash(object(vec![("version", Value::from(2)), ("sha256Hash", hash())])).unwrap_err(),
             PersistedQueryError::UnsupportedVersion { found: "2".into() }
