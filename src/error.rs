@@ -18,6 +18,10 @@ pub enum GatewayError {
     BadUserInput(String),
     #[error(transparent)]
     Cursor(#[from] CursorError),
+    #[error("no object has id {0:?}")]
+    NotFound(String),
+    #[error("id {id:?} names more than one object ({kinds}): ask `ledgerEntry`, `item` or `location` for it")]
+    AmbiguousId { id: String, kinds: String },
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
 }
@@ -26,6 +30,8 @@ impl GatewayError {
     pub fn code(&self) -> &'static str {
         match self {
             GatewayError::BadUserInput(_) | GatewayError::Cursor(_) => "BAD_USER_INPUT",
+            GatewayError::NotFound(_) => "NOT_FOUND",
+            GatewayError::AmbiguousId { .. } => "AMBIGUOUS_ID",
             GatewayError::Upstream(e) => upstream_code(&e.failure),
         }
     }
