@@ -87,6 +87,7 @@ impl LimitError {
             LimitError::TooManyTokens { .. } => "TOO_MANY_TOKENS",
             LimitError::InputTooDeep { .. } => "INPUT_TOO_DEEP",
             LimitError::TooManyRepresentations { .. } => "TOO_MANY_REPRESENTATIONS",
+            LimitError::TooManyNodeIds { .. } => "TOO_MANY_NODE_IDS",
             LimitError::IntrospectionDisabled { .. } => "INTROSPECTION_DISABLED",
             LimitError::FragmentCycle { .. } => "GRAPHQL_VALIDATION_FAILED",
             LimitError::TooManyFields { .. } | LimitError::BatchTooManyFields { .. } => "TOO_MANY_FIELDS",
