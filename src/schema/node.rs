@@ -47,8 +47,9 @@ impl Node {
 /// The object `id` names: of kind `wanted`, or of whichever kind its source
 /// holds it as. Unknown, malformed and ambiguous ids are errors.
 pub async fn find(ctx: &Context<'_>, id: &str, wanted: Option<NodeKind>) -> async_graphql::Result<Node> {
-    let (source, native) = split_global_id(id)
-        .ok_or_else(|| GatewayError::BadUserInput(format!("id {id:?} is not of the form <source>:<native id>")))?;
+    let Some((source, native)) = split_global_id(id) else {
+        return Err(GatewayError::BadUserInput(format!("id {id:?} is not of the form <source>:<native id>")).extend());
+    };
     let registry = ctx.data::<Arc<Registry>>()?;
     let loaders = ctx.data::<Loaders>()?;
     let Some(configured) = registry.get(source) else { return Err(GatewayError::NotFound(id.to_owned()).extend()) };

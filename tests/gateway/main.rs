@@ -43,6 +43,8 @@ mod isolation;
 mod items;
 /// Paging the merged ledger: exactly once, newest first, every filter.
 mod ledger_entries;
+/// Relay's `node` and `nodes`: every type, request order, errors, cost.
+mod nodes;
 /// Hostile input: query limits, CSRF, production switches, panics.
 mod limits;
 /// The merged ledger across sources: exactly once, in order, counts.
