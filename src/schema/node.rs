@@ -60,7 +60,9 @@ pub async fn find(ctx: &Context<'_>, id: &str, wanted: Option<NodeKind>) -> asyn
 
 async fn load(loaders: &Loaders, kind: NodeKind, source: &str, native: &str) -> Result<Option<Node>, UpstreamError> {
     Ok(match kind {
-        NodeKind::Entry => loaders.entry(source, native).await?.map(|entry| Node::LedgerEntry(LedgerEntry((*entry).clone()))),
+        NodeKind::Entry => {
+            loaders.entry(source, native).await?.map(|entry| Node::LedgerEntry(LedgerEntry((*entry).clone())))
+        }
         NodeKind::Item => loaders.item(source, native).await?.map(|item| Node::Item(Item(item))),
         NodeKind::Location => loaders.location(source, native).await?.map(|place| Node::Location(Location(place))),
     })
@@ -106,7 +108,12 @@ fn add_error_at(ctx: &Context<'_>, error: async_graphql::Error, index: usize) {
 /// or null with its error at the path of its representation in
 /// `_entities`, so a router reports it where the entity belongs and the
 /// other representations still resolve.
-pub async fn entity(ctx: &Context<'_>, typename: &str, id: &str, kind: NodeKind) -> async_graphql::Result<Option<Node>> {
+pub async fn entity(
+    ctx: &Context<'_>,
+    typename: &str,
+    id: &str,
+    kind: NodeKind,
+) -> async_graphql::Result<Option<Node>> {
     match find(ctx, id, Some(kind)).await {
         Ok(node) => Ok(Some(node)),
         Err(error) => {

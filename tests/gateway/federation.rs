@@ -135,7 +135,10 @@ async fn entities_of_every_source_cost_what_their_ids_filter_costs() {
     let wanted: Vec<&str> = ids.iter().map(String::as_str).collect();
     app.reset_stats().await;
     let filtered = app
-        .query("query($ids: [ID!]) { ledgerEntries(first: 20, filter: { ids: $ids }) { nodes { id } } }", json!({"ids": ids}))
+        .query(
+            "query($ids: [ID!]) { ledgerEntries(first: 20, filter: { ids: $ids }) { nodes { id } } }",
+            json!({"ids": ids}),
+        )
         .await;
     assert!(filtered["errors"].is_null(), "{filtered}");
     assert_eq!(filtered["data"]["ledgerEntries"]["nodes"].as_array().unwrap().len(), 20);

@@ -43,12 +43,12 @@ mod isolation;
 mod items;
 /// Paging the merged ledger: exactly once, newest first, every filter.
 mod ledger_entries;
-/// Relay's `node` and `nodes`: every type, request order, errors, cost.
-mod nodes;
 /// Hostile input: query limits, CSRF, production switches, panics.
 mod limits;
 /// The merged ledger across sources: exactly once, in order, counts.
 mod merged;
+/// Relay's `node` and `nodes`: every type, request order, errors, cost.
+mod nodes;
 /// Pennylane: dated then undated entries, amounts from lines, pushdown, errors, its mock's wire format.
 mod pennylane;
 /// Repeated selections: identical ones run once; the fields an operation or

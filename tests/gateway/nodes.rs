@@ -95,7 +95,13 @@ async fn unknown_malformed_and_failing_ids_are_null_with_an_error_at_their_index
     let entry = entry_of(&app, "trackstar").await;
     let central = entry_of(&app, "business-central").await;
     app.inject_faults(json!([{"upstream": "business-central", "status": 401}])).await;
-    let ids = [entry["id"].as_str().unwrap(), "trackstar:nothing", "no-separator", central["id"].as_str().unwrap(), "nowhere:1"];
+    let ids = [
+        entry["id"].as_str().unwrap(),
+        "trackstar:nothing",
+        "no-separator",
+        central["id"].as_str().unwrap(),
+        "nowhere:1",
+    ];
     let body = nodes(&app, &ids).await;
     let got = answered(&body);
     assert_eq!(got[0]["id"], entry["id"], "{body}");
