@@ -26,6 +26,9 @@ use crate::sources::Registry;
 use crate::upstream::UpstreamError;
 
 /// An object that can be refetched by its id alone (Relay).
+// A node lives only while its field resolves; boxing the entry would cost
+// an allocation per node for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Interface)]
 #[graphql(field(name = "id", ty = "ID", desc = "`<source>:<native id>`, unique across sources."))]
 pub enum Node {
@@ -129,7 +132,10 @@ pub async fn entity(
 /// failing one claims the next index holding that type and key (duplicates
 /// fail alike, so which claims which does not matter).
 #[derive(Debug, Default)]
-pub struct EntitySlots(Mutex<Option<HashMap<(String, String), VecDeque<usize>>>>);
+pub struct EntitySlots(Mutex<Option<Slots>>);
+
+/// Indices of representations by type and key.
+type Slots = HashMap<(String, String), VecDeque<usize>>;
 
 impl EntitySlots {
     fn claim(&self, ctx: &Context<'_>, typename: &str, id: &str) -> async_graphql::Result<usize> {
@@ -143,9 +149,8 @@ impl EntitySlots {
     }
 }
 
-/// Indices of the representations by type and key.
-fn index(representations: &[Any]) -> HashMap<(String, String), VecDeque<usize>> {
-    let mut slots: HashMap<(String, String), VecDeque<usize>> = HashMap::new();
+fn index(representations: &[Any]) -> Slots {
+    let mut slots = Slots::new();
     for (position, Any(representation)) in representations.iter().enumerate() {
         let Value::Object(fields) = representation else { continue };
         if let (Some(Value::String(typename)), Some(Value::String(id))) = (fields.get("__typename"), fields.get("id")) {
