@@ -1094,6 +1094,84 @@ credentials = { api_key = "hunter2", access_token = "t" }"#,
         assert_eq!(config.cache.item_ttl_secs, 31_536_000);
     }
 
+    /// A Business Central source with `credentials` and `extra` lines.
+    fn business_central(credentials: &str, extra: &str) -> String {
+        format!(
+            "[sources.bc]\nkind = \"business-central\"\nbase_url = \"https://api.businesscentral.dynamics.com/v2.0/t/production/api/v2.0/companies(1)/\"\ncredentials = {{ {credentials} }}\n{extra}"
+        )
+    }
+
+    const CLIENT_CREDENTIALS: &str =
+        r#"tenant_id = "contoso.onmicrosoft.com", client_id = "app", client_secret = "hunter2""#;
+
+    #[test]
+    fn business_central_signs_in_with_client_credentials() {
+        let config = parse(&business_central(CLIENT_CREDENTIALS, "forward = { token = \"authorization\" }")).unwrap();
+        let source = &config.sources["bc"];
+        assert_eq!((source.authority.as_ref(), source.scope.as_deref()), (None, None), "defaults in the connector");
+        let shown = format!("{config:?} {}", toml::to_string(&config).unwrap());
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let extra = "authority = \"https://login.microsoftonline.us\"\nscope = \"https://api.businesscentral.dynamics.com/.default\"";
+        let config = parse(&business_central(CLIENT_CREDENTIALS, extra)).unwrap();
+        assert_eq!(config.sources["bc"].authority.as_ref().map(Url::as_str), Some("https://login.microsoftonline.us/"));
+        // A static token still works (for short tests: it expires).
+        parse(&business_central("token = \"eyJ0\"", "")).unwrap();
+    }
+
+    #[test]
+    fn business_central_sign_in_mistakes_name_the_key() {
+        let all = CLIENT_CREDENTIALS;
+        let without_tenant = r#"client_id = "app", client_secret = "hunter2""#;
+        let cases = [
+            (without_tenant.to_owned(), "", "credentials.tenant_id is required to sign in with client credentials"),
+            (
+                format!("{all}, token = \"t\""),
+                "",
+                "credentials.token and client credentials (tenant_id, client_id, client_secret) exclude each other: configure one of them",
+            ),
+            (
+                String::new(),
+                "",
+                "credentials.token or forward.token is required (or client credentials: tenant_id, client_id, client_secret)",
+            ),
+            (all.replace("hunter2", " "), "", "credentials.client_secret must not be blank"),
+            (all.to_owned(), "authority = \"ftp://login.example\"", "authority must be http or https"),
+            (all.to_owned(), "authority = \"https://u:p@login.example\"", "authority must not carry credentials"),
+            (
+                all.to_owned(),
+                "authority = \"https://login.example/?x=1\"",
+                "authority must have no query or fragment: the token path is appended to it",
+            ),
+            (all.to_owned(), "scope = \" \"", "scope must not be blank"),
+            (
+                "token = \"t\"".to_owned(),
+                "authority = \"https://login.example\"",
+                "authority and scope only apply to sources signing in with client credentials",
+            ),
+            (
+                all.to_owned(),
+                "forward = { client_secret = \"x-secret\" }",
+                "forward.client_secret is not a credential of this kind of source (valid: token)",
+            ),
+        ];
+        for (credentials, extra, expected) in cases {
+            assert_eq!(
+                error(&business_central(&credentials, extra)),
+                format!("sources.bc: {expected}"),
+                "{credentials} {extra}"
+            );
+        }
+        let not_a_url = error(&business_central(all, "authority = \"login\""));
+        assert!(not_a_url.contains("authority"), "{not_a_url}");
+        let elsewhere = format!("{WMS}\nauthority = \"https://login.example\"");
+        assert_eq!(
+            error(&elsewhere),
+            "sources.wms: authority and scope only apply to sources signing in with client credentials"
+        );
+        let trackstar = WMS.replace("access_token = \"t\"", "access_token = \"t\", client_secret = \"s\"");
+        assert!(error(&trackstar).contains("(valid: api_key, access_token)"), "no sign-in elsewhere");
+    }
+
     #[test]
     fn a_base_url_carrying_credentials_is_refused() {
         let toml = WMS.replace("https://x.example", "https://user:hunter2@x.example");

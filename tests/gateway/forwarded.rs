@@ -105,12 +105,11 @@ async fn an_absent_forwarded_header_falls_back_to_the_configured_credential() {
 async fn an_absent_forwarded_header_with_nothing_configured_is_unauthenticated() {
     let app = spawn_app_with(small_data(), |config: &mut Config| {
         for (source, field, _) in FORWARDED {
-            let credentials = &mut config.sources.get_mut(source).unwrap().credentials;
-            credentials.remove(field);
-            // Business Central's service account signs in for its token.
-            for sign_in in SIGN_IN_FIELDS {
-                credentials.remove(*sign_in);
-            }
+            let source = config.sources.get_mut(source).unwrap();
+            source.credentials.remove(field);
+            // Business Central's service account signs in for its token instead.
+            source.credentials.retain(|key, _| !SIGN_IN_FIELDS.contains(&key.as_str()));
+            source.authority = None;
         }
     })
     .await;
