@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -412,7 +412,8 @@ pub struct SourceConfig {
     pub kind: SourceKind,
     /// API root, e.g. `https://production.trackstarhq.com`.
     pub base_url: Url,
-    /// Service-account credential fields (`api_key`, `access_token`, `token`...).
+    /// Service-account credential fields (`api_key`, `access_token`, `token`...;
+    /// Business Central: `tenant_id`, `client_id`, `client_secret` to sign in).
     #[serde(default, serialize_with = "redacted")]
     pub credentials: BTreeMap<String, SecretString>,
     /// Credential field -> request header that carries the caller's own
@@ -429,6 +430,14 @@ pub struct SourceConfig {
     /// BigLedger).
     #[serde(default)]
     pub initial_window_secs: Option<u64>,
+    /// Where client credentials sign in (Business Central: the Entra ID
+    /// authority, default `https://login.microsoftonline.com`).
+    #[serde(default)]
+    pub authority: Option<Url>,
+    /// The scope client credentials ask a token for (Business Central:
+    /// `https://api.businesscentral.dynamics.com/.default`).
+    #[serde(default)]
+    pub scope: Option<String>,
 }
 
 fn redacted<S: serde::Serializer>(fields: &BTreeMap<String, SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -579,6 +588,76 @@ impl SourceConfig {
         self.initial_window_secs.and_then(|secs| chrono::Duration::try_seconds(i64::try_from(secs).ok()?))
     }
 
+    /// What is wrong with the credential tables, if anything. A call's own
+    /// fields may be forwarded or configured; a kind that signs in may
+    /// configure its sign-in fields instead, all of them, and then none of
+    /// the call's own.
+    fn invalid_credentials(&self, rules: &crate::sources::registry::KindRules) -> Option<String> {
+        let own = |field: &String| rules.credential_fields.contains(&field.as_str());
+        let sign_in = |field: &String| rules.sign_in_fields.contains(&field.as_str());
+        if let Some(field) = self.credentials.keys().find(|f| !own(f) && !sign_in(f)) {
+            let valid = rules.credential_fields.iter().chain(rules.sign_in_fields).copied().collect::<Vec<_>>();
+            let valid = valid.join(", ");
+            return Some(format!("credentials.{field} is not a credential of this kind of source (valid: {valid})"));
+        }
+        // A caller forwards a token, never an app's secret.
+        if let Some(field) = self.forward.keys().find(|f| !own(f)) {
+            let valid = rules.credential_fields.join(", ");
+            return Some(format!("forward.{field} is not a credential of this kind of source (valid: {valid})"));
+        }
+        let signs_in = self.credentials.keys().any(sign_in);
+        if signs_in {
+            if let Some(field) = rules.credential_fields.iter().find(|f| self.credentials.contains_key(**f)) {
+                let fields = rules.sign_in_fields.join(", ");
+                return Some(format!(
+                    "credentials.{field} and client credentials ({fields}) exclude each other: configure one of them"
+                ));
+            }
+            for field in rules.sign_in_fields {
+                match self.credentials.get(*field) {
+                    None => return Some(format!("credentials.{field} is required to sign in with client credentials")),
+                    Some(value) if value.expose_secret().trim().is_empty() => {
+                        return Some(format!("credentials.{field} must not be blank"))
+                    }
+                    Some(_) => {}
+                }
+            }
+            return self.invalid_sign_in_target();
+        }
+        if self.authority.is_some() || self.scope.is_some() {
+            return Some("authority and scope only apply to sources signing in with client credentials".into());
+        }
+        for field in rules.credential_fields {
+            if !self.credentials.contains_key(*field) && !self.forward.contains_key(*field) {
+                let alternative = match rules.sign_in_fields {
+                    [] => String::new(),
+                    fields => format!(" (or client credentials: {})", fields.join(", ")),
+                };
+                return Some(format!("credentials.{field} or forward.{field} is required{alternative}"));
+            }
+        }
+        None
+    }
+
+    /// What is wrong with `authority` and `scope`, if anything.
+    fn invalid_sign_in_target(&self) -> Option<String> {
+        if let Some(authority) = &self.authority {
+            if !matches!(authority.scheme(), "http" | "https") {
+                return Some("authority must be http or https".into());
+            }
+            if !authority.username().is_empty() || authority.password().is_some() {
+                return Some("authority must not carry credentials".into());
+            }
+            if authority.query().is_some() || authority.fragment().is_some() {
+                return Some("authority must have no query or fragment: the token path is appended to it".into());
+            }
+        }
+        if self.scope.as_deref().is_some_and(|scope| scope.trim().is_empty()) {
+            return Some("scope must not be blank".into());
+        }
+        None
+    }
+
     /// What is wrong with this source, if anything; `deadline_ms` is the
     /// server's request deadline, which every attempt must fit in.
     fn invalid(&self, deadline_ms: u64) -> Option<String> {
@@ -589,19 +668,8 @@ impl SourceConfig {
         if !self.base_url.username().is_empty() || self.base_url.password().is_some() {
             return Some("base_url must not carry credentials: put them in credentials".into());
         }
-        let known = |field: &String| rules.credential_fields.contains(&field.as_str());
-        let keys =
-            self.credentials.keys().map(|k| ("credentials", k)).chain(self.forward.keys().map(|k| ("forward", k)));
-        for (table, field) in keys {
-            if !known(field) {
-                let valid = rules.credential_fields.join(", ");
-                return Some(format!("{table}.{field} is not a credential of this kind of source (valid: {valid})"));
-            }
-        }
-        for field in rules.credential_fields {
-            if !self.credentials.contains_key(*field) && !self.forward.contains_key(*field) {
-                return Some(format!("credentials.{field} or forward.{field} is required"));
-            }
+        if let Some(message) = self.invalid_credentials(&rules) {
+            return Some(message);
         }
         for (field, header) in &self.forward {
             if axum::http::HeaderName::from_bytes(header.as_bytes()).is_err() {
@@ -1077,6 +1145,84 @@ credentials = { api_key = "hunter2", access_token = "t" }"#,
         }
         let config = parse_with_source("[cache]\nitem_ttl_secs = 31536000\nledger_ttl_secs = 0").unwrap();
         assert_eq!(config.cache.item_ttl_secs, 31_536_000);
+    }
+
+    /// A Business Central source with `credentials` and `extra` lines.
+    fn business_central(credentials: &str, extra: &str) -> String {
+        format!(
+            "[sources.bc]\nkind = \"business-central\"\nbase_url = \"https://api.businesscentral.dynamics.com/v2.0/t/production/api/v2.0/companies(1)/\"\ncredentials = {{ {credentials} }}\n{extra}"
+        )
+    }
+
+    const CLIENT_CREDENTIALS: &str =
+        r#"tenant_id = "contoso.onmicrosoft.com", client_id = "app", client_secret = "hunter2""#;
+
+    #[test]
+    fn business_central_signs_in_with_client_credentials() {
+        let config = parse(&business_central(CLIENT_CREDENTIALS, "forward = { token = \"authorization\" }")).unwrap();
+        let source = &config.sources["bc"];
+        assert_eq!((source.authority.as_ref(), source.scope.as_deref()), (None, None), "defaults in the connector");
+        let shown = format!("{config:?} {}", toml::to_string(&config).unwrap());
+        assert!(!shown.contains("hunter2"), "{shown}");
+        let extra = "authority = \"https://login.microsoftonline.us\"\nscope = \"https://api.businesscentral.dynamics.com/.default\"";
+        let config = parse(&business_central(CLIENT_CREDENTIALS, extra)).unwrap();
+        assert_eq!(config.sources["bc"].authority.as_ref().map(Url::as_str), Some("https://login.microsoftonline.us/"));
+        // A static token still works (for short tests: it expires).
+        parse(&business_central("token = \"eyJ0\"", "")).unwrap();
+    }
+
+    #[test]
+    fn business_central_sign_in_mistakes_name_the_key() {
+        let all = CLIENT_CREDENTIALS;
+        let without_tenant = r#"client_id = "app", client_secret = "hunter2""#;
+        let cases = [
+            (without_tenant.to_owned(), "", "credentials.tenant_id is required to sign in with client credentials"),
+            (
+                format!("{all}, token = \"t\""),
+                "",
+                "credentials.token and client credentials (tenant_id, client_id, client_secret) exclude each other: configure one of them",
+            ),
+            (
+                String::new(),
+                "",
+                "credentials.token or forward.token is required (or client credentials: tenant_id, client_id, client_secret)",
+            ),
+            (all.replace("hunter2", " "), "", "credentials.client_secret must not be blank"),
+            (all.to_owned(), "authority = \"ftp://login.example\"", "authority must be http or https"),
+            (all.to_owned(), "authority = \"https://u:p@login.example\"", "authority must not carry credentials"),
+            (
+                all.to_owned(),
+                "authority = \"https://login.example/?x=1\"",
+                "authority must have no query or fragment: the token path is appended to it",
+            ),
+            (all.to_owned(), "scope = \" \"", "scope must not be blank"),
+            (
+                "token = \"t\"".to_owned(),
+                "authority = \"https://login.example\"",
+                "authority and scope only apply to sources signing in with client credentials",
+            ),
+            (
+                all.to_owned(),
+                "forward = { client_secret = \"x-secret\" }",
+                "forward.client_secret is not a credential of this kind of source (valid: token)",
+            ),
+        ];
+        for (credentials, extra, expected) in cases {
+            assert_eq!(
+                error(&business_central(&credentials, extra)),
+                format!("sources.bc: {expected}"),
+                "{credentials} {extra}"
+            );
+        }
+        let not_a_url = error(&business_central(all, "authority = \"login\""));
+        assert!(not_a_url.contains("authority"), "{not_a_url}");
+        let elsewhere = format!("{WMS}\nauthority = \"https://login.example\"");
+        assert_eq!(
+            error(&elsewhere),
+            "sources.wms: authority and scope only apply to sources signing in with client credentials"
+        );
+        let trackstar = WMS.replace("access_token = \"t\"", "access_token = \"t\", client_secret = \"s\"");
+        assert!(error(&trackstar).contains("(valid: api_key, access_token)"), "no sign-in elsewhere");
     }
 
     #[test]

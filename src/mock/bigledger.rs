@@ -67,6 +67,8 @@ pub fn source_config(base_url: Url) -> SourceConfig {
         http: super::http_config(),
         page_size: None,
         initial_window_secs: None,
+        authority: None,
+        scope: None,
     }
 }
 

@@ -33,11 +33,12 @@ use serde_json::value::RawValue;
 use url::Url;
 
 use super::fixtures::{self, MockOptions};
-use super::MockState;
+use super::{entra, MockState};
 use crate::config::SourceConfig;
 use crate::model::SourceKind;
 
-/// The demo's token; it owns the demo tenant's data.
+/// The demo tenant's data set; also a token the mock always accepts for it
+/// (a static token, for short tests). The demo signs in for tokens instead.
 pub const TOKEN: &str = "demo-business-central-token";
 /// Any token with this prefix is accepted and gets a tenant of its own.
 pub const TENANT_TOKEN_PREFIX: &str = "bc-tenant-";
@@ -88,17 +89,21 @@ const ITEM_TYPES: [(&str, &str); 3] =
     [("Inventory", "Inventory"), ("Service", "Service"), ("Non-Inventory", "Non_x002D_Inventory")];
 
 /// A source config pointing at this dialect under `root` (the mock's
-/// `/business-central/`) with the demo token.
-pub fn source_config(root: Url) -> SourceConfig {
+/// `/business-central/`), signing in as the demo app at `authority` (the
+/// mock's `/entra/`).
+pub fn source_config(root: Url, authority: Url) -> SourceConfig {
     let company = format!("v2.0/{TENANT}/{ENVIRONMENT}/api/v2.0/companies({COMPANY_ID})/");
+    let credentials = [("tenant_id", TENANT), ("client_id", entra::CLIENT_ID), ("client_secret", entra::CLIENT_SECRET)];
     SourceConfig {
         kind: SourceKind::BusinessCentral,
         base_url: root.join(&company).expect("static path joins"),
-        credentials: [("token".to_owned(), SecretString::from(TOKEN))].into(),
+        credentials: credentials.map(|(field, value)| (field.to_owned(), SecretString::from(value))).into(),
         forward: [("token".to_owned(), "x-business-central-token".to_owned())].into(),
         http: super::http_config(),
         page_size: None,
         initial_window_secs: None,
+        authority: Some(authority),
+        scope: None,
     }
 }
 
@@ -414,15 +419,17 @@ fn fault_response(fault: &Fault) -> Response {
 
 // ---- request checks ---------------------------------------------------------
 
-/// The tenant for a request's token, or BC's 401.
+/// The tenant for a request's token, or BC's 401: a live token the mock's
+/// Entra ID issued, or one of the fixed test tokens.
 fn authenticate(state: &MockState, headers: &HeaderMap) -> Result<Arc<TenantData>, Response> {
-    let token = headers
+    let fixed = |t: &str| t == TOKEN || (t.starts_with(TENANT_TOKEN_PREFIX) && t.len() > TENANT_TOKEN_PREFIX.len());
+    let data = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
-        .filter(|t| *t == TOKEN || (t.starts_with(TENANT_TOKEN_PREFIX) && t.len() > TENANT_TOKEN_PREFIX.len()));
-    match token {
-        Some(token) => Ok(state.business_central.tenant(token)),
+        .and_then(|t| state.entra.live(t).or(fixed(t).then_some(t)));
+    match data {
+        Some(data) => Ok(state.business_central.tenant(data)),
         None => {
             let mut response = error(
                 StatusCode::UNAUTHORIZED,
@@ -1332,7 +1339,7 @@ mod tests {
     /// The mock on loopback and a GET helper sending the demo token.
     async fn served() -> (crate::mock::Mock, impl Fn(&str, &[(&str, &str)]) -> reqwest::RequestBuilder) {
         let mock = crate::mock::Mock::start().await.unwrap();
-        let root = source_config(mock.url("business-central")).base_url;
+        let root = source_config(mock.url("business-central"), mock.url("entra")).base_url;
         let client = reqwest::Client::new();
         let get = move |path: &str, headers: &[(&str, &str)]| {
             let mut request = client.get(format!("{root}{path}")).bearer_auth(TOKEN);
@@ -1410,7 +1417,7 @@ mod tests {
             assert_eq!(status, 400, "{path}");
             assert!(body["error"]["message"].as_str().unwrap().contains(message), "{path}: {body}");
         }
-        let root = source_config(mock.url("business-central")).base_url;
+        let root = source_config(mock.url("business-central"), mock.url("entra")).base_url;
         let response = reqwest::Client::new().get(format!("{root}items")).bearer_auth("guessed").send().await.unwrap();
         assert_eq!(response.status().as_u16(), 401);
         let body: serde_json::Value = response.json().await.unwrap();

@@ -11,6 +11,7 @@
 
 pub mod bigledger;
 pub mod business_central;
+pub mod entra;
 pub mod faults;
 pub mod fixtures;
 pub mod pennylane;
@@ -73,6 +74,8 @@ pub struct MockState {
     pub faults: faults::Faults,
     pub trackstar: trackstar::TrackstarMock,
     pub business_central: business_central::BusinessCentralMock,
+    /// Business Central's sign-in (the token endpoint).
+    pub entra: entra::EntraMock,
     pub bigledger: bigledger::BigLedgerMock,
     pub pennylane: pennylane::PennylaneMock,
 }
@@ -134,6 +137,7 @@ impl Mock {
         let state = Arc::new(MockState {
             trackstar: trackstar::TrackstarMock::new(options.clone()),
             business_central: business_central::BusinessCentralMock::new(options.clone()),
+            entra: entra::EntraMock::new(options.clone()),
             bigledger: bigledger::BigLedgerMock::new(options.clone()),
             pennylane: pennylane::PennylaneMock::new(options.clone()),
             options,
@@ -160,7 +164,10 @@ impl Mock {
     pub fn sources_config(&self) -> BTreeMap<String, SourceConfig> {
         BTreeMap::from([
             ("trackstar".to_owned(), trackstar::source_config(self.url("trackstar"))),
-            ("business-central".to_owned(), business_central::source_config(self.url("business-central"))),
+            (
+                "business-central".to_owned(),
+                business_central::source_config(self.url("business-central"), self.url("entra")),
+            ),
             ("bigledger".to_owned(), bigledger::source_config(self.url("bigledger"))),
             ("pennylane".to_owned(), pennylane::source_config(self.url("pennylane"))),
         ])
@@ -171,6 +178,7 @@ pub fn router(state: Arc<MockState>) -> Router {
     Router::new()
         .nest("/trackstar", trackstar::router())
         .nest("/business-central", business_central::router())
+        .nest("/entra", entra::router())
         .nest("/bigledger", bigledger::router())
         .nest("/pennylane", pennylane::router())
         // Inner to the counter: a faulted request is still a request.

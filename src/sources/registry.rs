@@ -31,8 +31,13 @@ fn build_source(name: SourceName, config: &SourceConfig, clock: Clock) -> Arc<dy
 /// What a kind of source accepts in its configuration.
 #[derive(Clone, Copy, Debug)]
 pub struct KindRules {
-    /// Every credential field it needs (and the only ones it takes).
+    /// Every credential field each call needs (and the only ones a caller
+    /// may forward).
     pub credential_fields: &'static [&'static str],
+    /// Fields a service account may configure instead, from which the
+    /// connector obtains `credential_fields` itself (Business Central's
+    /// client credentials); empty for kinds that cannot sign in.
+    pub sign_in_fields: &'static [&'static str],
     /// The largest `page_size` its API serves.
     pub max_page_size: usize,
     /// Whether it reads its ledger in date windows (`initial_window_secs`).
@@ -47,7 +52,11 @@ pub fn rules(kind: SourceKind) -> KindRules {
         SourceKind::Bigledger => (bigledger::CREDENTIAL_FIELDS, bigledger::MAX_PAGE_SIZE, true),
         SourceKind::Pennylane => (pennylane::CREDENTIAL_FIELDS, pennylane::MAX_PAGE_SIZE, false),
     };
-    KindRules { credential_fields, max_page_size, date_windows }
+    let sign_in_fields = match kind {
+        SourceKind::BusinessCentral => business_central::SIGN_IN_FIELDS,
+        _ => &[],
+    };
+    KindRules { credential_fields, sign_in_fields, max_page_size, date_windows }
 }
 
 /// Where each credential field of a source comes from.
@@ -57,9 +66,24 @@ struct CredentialPolicy {
     /// Credential field -> request header carrying the caller's own value.
     forwarded: BTreeMap<String, String>,
     required: &'static [&'static str],
+    /// The service account's configured sign-in fields, when it signs in:
+    /// the credentials of every call that brings none of its own.
+    sign_in: Option<Credentials>,
 }
 
 impl CredentialPolicy {
+    fn new(config: &SourceConfig, required: &'static [&'static str], key: &FingerprintKey) -> Self {
+        let sign_in_fields = rules(config.kind).sign_in_fields;
+        let sign_in: BTreeMap<String, SecretString> = sign_in_fields
+            .iter()
+            .filter_map(|field| Some(((*field).to_owned(), config.credentials.get(*field)?.clone())))
+            .collect();
+        // Validation lets a source configure all of them or none.
+        let sign_in = (!sign_in_fields.is_empty() && sign_in.len() == sign_in_fields.len())
+            .then(|| Credentials::new(key, sign_in));
+        Self { configured: config.credentials.clone(), forwarded: config.forward.clone(), required, sign_in }
+    }
+
     fn resolve(&self, key: &FingerprintKey, headers: &HeaderMap) -> Result<Credentials, UpstreamFailure> {
         let mut fields = BTreeMap::new();
         for field in self.required {
@@ -67,10 +91,15 @@ impl CredentialPolicy {
                 Some(header) => forwarded_value(headers, header)?,
                 None => None,
             };
-            let value = forwarded.or_else(|| self.configured.get(*field).cloned());
-            fields.insert((*field).to_owned(), value.ok_or(UpstreamFailure::MissingCredentials)?);
+            if let Some(value) = forwarded.or_else(|| self.configured.get(*field).cloned()) {
+                fields.insert((*field).to_owned(), value);
+            }
         }
-        Ok(Credentials::new(key, fields))
+        match &self.sign_in {
+            Some(sign_in) if fields.is_empty() => Ok(sign_in.clone()),
+            _ if fields.len() < self.required.len() => Err(UpstreamFailure::MissingCredentials),
+            _ => Ok(Credentials::new(key, fields)),
+        }
     }
 }
 
@@ -137,11 +166,7 @@ impl Registry {
             .iter()
             .map(|(name, source_config)| {
                 let source = build_source(SourceName::new(name), source_config, config.clock);
-                let credentials = CredentialPolicy {
-                    configured: source_config.credentials.clone(),
-                    forwarded: source_config.forward.clone(),
-                    required: source.credential_fields(),
-                };
+                let credentials = CredentialPolicy::new(source_config, source.credential_fields(), &key);
                 Ok(Registered { source, credentials })
             })
             .collect::<Result<_, ConfigError>>()?;

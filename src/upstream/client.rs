@@ -17,7 +17,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use reqwest::header::{HeaderMap, HeaderValue};
+use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
@@ -100,6 +100,8 @@ pub struct Call {
     /// are kept per fingerprint.
     pub fingerprint: Fingerprint,
     method: Method,
+    /// A form body; it may hold a secret, so it never prints.
+    form: Option<String>,
 }
 
 impl Call {
@@ -107,7 +109,17 @@ impl Call {
     /// headers, and a header that is not secret loses nothing by not printing.
     pub fn get(route: &'static str, url: Url, mut headers: HeaderMap, fingerprint: &Fingerprint) -> Self {
         headers.values_mut().for_each(|value: &mut HeaderValue| value.set_sensitive(true));
-        Self { route, url, headers, fingerprint: fingerprint.clone(), method: Method::GET }
+        Self { route, url, headers, fingerprint: fingerprint.clone(), method: Method::GET, form: None }
+    }
+
+    /// A POST of `form` (`application/x-www-form-urlencoded`), such as an
+    /// OAuth token request. Not idempotent, so never retried.
+    pub fn post_form(route: &'static str, url: Url, form: &[(&str, &str)], fingerprint: &Fingerprint) -> Self {
+        let body = url::form_urlencoded::Serializer::new(String::new()).extend_pairs(form).finish();
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/x-www-form-urlencoded"));
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        Self { method: Method::POST, form: Some(body), ..Self::get(route, url, headers, fingerprint) }
     }
 
     /// Repeating the call has the same effect as making it once.
@@ -196,6 +208,12 @@ impl UpstreamClient {
         // failure.
         let fetch = self.execute(call, |body: Vec<u8>| Ok((decode(&body)?, body)));
         super::cache::reuse_json(&self.source, &call.url, fetch, |body| decode(body).map_err(|f| self.error(f))).await
+    }
+
+    /// Makes `call` and decodes the JSON body, never from or into the
+    /// cache: for calls whose answer is not data (a token request).
+    pub async fn send_json<T: DeserializeOwned>(&self, call: &Call) -> Result<T, UpstreamError> {
+        self.execute(call, |body: Vec<u8>| self.decode::<T>(call, &body)).await
     }
 
     fn decode<T: DeserializeOwned>(&self, call: &Call, body: &[u8]) -> Result<T, UpstreamFailure> {
@@ -326,8 +344,11 @@ impl UpstreamClient {
     }
 
     async fn attempt(&self, call: &Call, timeout: Duration) -> Result<Vec<u8>, UpstreamFailure> {
-        let request =
+        let mut request =
             self.http.request(call.method.clone(), call.url.clone()).headers(call.headers.clone()).timeout(timeout);
+        if let Some(form) = &call.form {
+            request = request.body(form.clone());
+        }
         let response = request.send().await.map_err(|e| self.transport_failure(call, &e))?;
         let status = response.status();
         metrics::counter!("upstream_requests_total", "source" => self.source.to_string(), "route" => call.route, "status" => status.as_u16().to_string()).increment(1);
@@ -492,6 +513,10 @@ mod tests {
         let shown = format!("{call:?} {:?}", call.headers);
         assert!(!shown.contains("t0ps3cret"), "{shown}");
         assert!(shown.contains("x-api-key") && shown.contains("/v1/items"), "{shown}");
+        let url = Url::parse("https://login.example/tenant/oauth2/v2.0/token").unwrap();
+        let token_request = Call::post_form("token", url, &[("client_secret", "t0ps3cret")], &fingerprint());
+        assert!(!format!("{token_request:?}").contains("t0ps3cret"));
+        assert!(!token_request.is_idempotent());
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub mod error;
 pub mod limiter;
 pub mod retry;
 
-pub use auth::{sensitive_header, Credentials, Fingerprint, FingerprintKey};
+pub use auth::{sensitive_header, AccessToken, Credentials, Fingerprint, FingerprintKey, TokenCache};
 pub use breaker::BreakerPolicy;
 pub use cache::{Fetched, Resource, Scope, UpstreamCache};
 pub use client::{Call, HttpPolicy, UpstreamClient};

@@ -23,6 +23,9 @@ mod cli;
 /// Connections: header, body and keep-alive timeouts, the connection
 /// bound, head limits, content codings and HEAD, over raw TCP.
 mod connections;
+/// Business Central's sign-in at Entra ID: token reuse, expiry, single
+/// flight, refusals and a slow token endpoint.
+mod entra;
 /// Errors: cursor misuse, bad input, upstream failures, all with codes.
 mod errors;
 /// Upstream faults injected by the mock: retries, deadlines, rate limits,

@@ -4,9 +4,12 @@
 //! `@odata.nextLink`, and since posting dates are whole days, a page is
 //! complete only above its oldest day (`Watermark::After`). Item ledger
 //! entries carry no location in v2.0, and items are keyed by item number.
+//! A service account signs in with client credentials (`sign_in`); a
+//! configured or forwarded token is sent as it is.
 
 pub mod query;
 mod records;
+pub mod sign_in;
 #[cfg(test)]
 mod tests;
 
@@ -26,11 +29,16 @@ use crate::clock::Clock;
 use crate::config::SourceConfig;
 use crate::ledger::{BatchLimits, Capabilities, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, NodeKind, SortKey, SourceKind, SourceName};
-use crate::upstream::{endpoint, Call, Credentials, RateLimit, UpstreamClient, UpstreamError, UpstreamFailure};
+use crate::upstream::{
+    endpoint, AccessToken, Call, Credentials, RateLimit, UpstreamClient, UpstreamError, UpstreamFailure,
+};
 use query::{AnyOf, Guid, MAX_URL_LEN, ORDER_BY};
 use records::{Collection, ItemRecord, LedgerRecord, LocationRecord};
+use sign_in::SignIn;
 
 pub const CREDENTIAL_FIELDS: &[&str] = &["token"];
+/// An Entra ID app registration's client credentials, signed in for a token.
+pub const SIGN_IN_FIELDS: &[&str] = &["tenant_id", "client_id", "client_secret"];
 /// BC's server-side cap on entities per page.
 pub const MAX_PAGE_SIZE: usize = 20_000;
 /// Default cap on the page size the connector asks for.
@@ -46,8 +54,25 @@ pub struct BusinessCentral {
     info: SourceInfo,
     base_url: Url,
     client: UpstreamClient,
+    sign_in: SignIn,
     /// Largest `odata.maxpagesize` asked for.
     page_size: usize,
+}
+
+/// The token one call sends.
+enum Bearer<'a> {
+    /// Configured or forwarded: sent as it is, never refreshed.
+    Given(&'a str),
+    Issued(AccessToken),
+}
+
+impl Bearer<'_> {
+    fn secret(&self) -> &str {
+        match self {
+            Bearer::Given(token) => token,
+            Bearer::Issued(token) => token.secret(),
+        }
+    }
 }
 
 impl BusinessCentral {
@@ -94,6 +119,7 @@ impl BusinessCentral {
                 error_dialect,
                 clock,
             ),
+            sign_in: SignIn::new(name.clone(), config, config.http.policy(), clock),
             info: SourceInfo {
                 name,
                 kind: SourceKind::BusinessCentral,
@@ -123,8 +149,21 @@ impl BusinessCentral {
         self.url("itemLedgerEntries", &params)
     }
 
-    fn headers(&self, credentials: &Credentials, page_size: Option<usize>) -> Result<HeaderMap, UpstreamError> {
-        let token = credentials.get("token").map(bearer_token).filter(|t| !t.is_empty());
+    /// The token for a call with `credentials`: theirs, or the service
+    /// account's issued one (a new one when `rejected` was refused).
+    async fn bearer<'a>(
+        &self,
+        credentials: &'a Credentials,
+        rejected: Option<&AccessToken>,
+    ) -> Result<Bearer<'a>, UpstreamError> {
+        match credentials.get("token") {
+            Some(token) => Ok(Bearer::Given(bearer_token(token))),
+            None => self.sign_in.token(credentials, rejected).await.map(Bearer::Issued),
+        }
+    }
+
+    fn headers(&self, bearer: &Bearer<'_>, page_size: Option<usize>) -> Result<HeaderMap, UpstreamError> {
+        let token = Some(bearer.secret()).filter(|t| !t.is_empty());
         let mut authorization = token
             .and_then(|t| HeaderValue::from_str(&format!("Bearer {t}")).ok())
             .ok_or_else(|| UpstreamError::new(&self.info.name, UpstreamFailure::MissingCredentials))?;
@@ -146,8 +185,28 @@ impl BusinessCentral {
         url: Url,
         page_size: Option<usize>,
     ) -> Result<T, UpstreamError> {
-        let call = Call::get(route, url, self.headers(credentials, page_size)?, credentials.fingerprint());
-        self.client.get_json(&call).await
+        let call = |bearer: &Bearer<'_>| {
+            Ok::<_, UpstreamError>(Call::get(
+                route,
+                url.clone(),
+                self.headers(bearer, page_size)?,
+                credentials.fingerprint(),
+            ))
+        };
+        let bearer = self.bearer(credentials, None).await?;
+        match self.client.get_json(&call(&bearer)?).await {
+            // An issued token may be revoked or expire early: one new token,
+            // one more try.
+            Err(error) if error.failure == UpstreamFailure::Unauthorized => match bearer {
+                Bearer::Issued(rejected) => {
+                    debug!(source = %self.info.name, route, "business central refused the issued token");
+                    let fresh = self.bearer(credentials, Some(&rejected)).await?;
+                    self.client.get_json(&call(&fresh)?).await
+                }
+                Bearer::Given(_) => Err(error),
+            },
+            result => result,
+        }
     }
 
     /// One page of a collection and the URL of the next.

@@ -414,7 +414,10 @@ fn a_token_goes_out_with_one_bearer_scheme_however_it_came_in() {
 }
 
 fn connector() -> BusinessCentral {
-    let config = mock::source_config(Url::parse("http://127.0.0.1:9/business-central/").unwrap());
+    let config = mock::source_config(
+        Url::parse("http://127.0.0.1:9/business-central/").unwrap(),
+        Url::parse("http://127.0.0.1:9/entra/").unwrap(),
+    );
     BusinessCentral::new(SourceName::new("bc"), &config, Clock::Fixed("2026-06-30T10:30:00Z".parse().unwrap()))
 }
 
