@@ -211,14 +211,13 @@ fn bigledger_params(case: &FilterCase) -> Vec<(String, String)> {
 /// per id chunk), keys prefixed by the read's index.
 fn pennylane_params(case: &FilterCase) -> Vec<(String, String)> {
     use pennylane::query::{list_params, NEWEST_FIRST};
-    let request =
-        ScanRequest {
-            filter: case.filter.clone(),
-            position: case.position.clone(),
-            want: case.limit,
-            residual: SourceFilter::default(),
-            hint: None,
-        };
+    let request = ScanRequest {
+        filter: case.filter.clone(),
+        position: case.position.clone(),
+        want: case.limit,
+        residual: SourceFilter::default(),
+        hint: None,
+    };
     let reads = pennylane::first_reads(&request).into_iter().enumerate();
     reads
         .flat_map(|(read, conditions)| {

@@ -367,6 +367,9 @@ impl<F: WindowFetch> LedgerScan for WindowScan<F> {
                     continue;
                 }
             };
+            // Far thinner than the density so far: the ledger may end here.
+            let expected = self.density.rate().map_or(0.0, |rate| rate * width.num_seconds() as f64);
+            let thin = records == 0 || (records as f64) * 4.0 < expected;
             self.density.learn(records, width.num_seconds() as f64, matched);
             self.found(&kept);
             self.dense = self
@@ -376,11 +379,11 @@ impl<F: WindowFetch> LedgerScan for WindowScan<F> {
                 .filter(|(_, known)| *known > 0.0);
             self.last = Some((width, records));
             let mut exhausted = reaches_bottom;
-            if records > 0 {
+            if !thin {
                 self.probed = false;
             } else if !reaches_bottom && self.dense.is_none() && !self.probed {
-                // Nothing here: one record asked for over all that is left
-                // tells whether the ledger ends here.
+                // Little or nothing here: one record asked for over all that
+                // is left tells whether the ledger ends here.
                 let rest = Window { from: self.floor, to: window.from };
                 self.probed = self.fetch.any_in(rest).await?;
                 exhausted = !self.probed;
@@ -417,7 +420,9 @@ pub struct Interleave<'a> {
 
 impl std::fmt::Debug for Interleave<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Interleave").field("watermarks", &self.walks.iter().map(|(_, m)| m).collect::<Vec<_>>()).finish()
+        f.debug_struct("Interleave")
+            .field("watermarks", &self.walks.iter().map(|(_, m)| m).collect::<Vec<_>>())
+            .finish()
     }
 }
 
@@ -634,7 +639,8 @@ mod tests {
             });
             let range = TimeRange { gte: Some(at), lte: Some(at), ..Default::default() };
             let filter = SourceFilter { entry_date: range, ..Default::default() };
-            let request = ScanRequest { filter: filter.clone(), position: None, want: 10, residual: filter.clone(), hint: None };
+            let request =
+                ScanRequest { filter: filter.clone(), position: None, want: 10, residual: filter.clone(), hint: None };
             let scan = WindowScan::new(upstream.clone(), &request, 1000, Duration::days(1), Clock::Fixed(now));
             let (first, _, _) = drive(Box::new(scan), Collector::new(None, filter, 10)).await.unwrap();
             assert_eq!(first.iter().map(|e| e.native_id.as_str()).collect::<Vec<_>>(), upstream.expected()[..10]);
@@ -774,7 +780,8 @@ mod tests {
                 let (mut position, mut hint, mut walked) = (None, None, Vec::new());
                 loop {
                     let residual = filter.clone();
-                    let request = ScanRequest { filter: filter.clone(), position: position.clone(), want, residual, hint };
+                    let request =
+                        ScanRequest { filter: filter.clone(), position: position.clone(), want, residual, hint };
                     let scan =
                         WindowScan::new(upstream.clone(), &request, limit, Duration::days(2), Clock::Fixed(now()));
                     let collector = Collector::new(position, filter.clone(), want);

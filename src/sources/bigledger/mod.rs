@@ -385,7 +385,8 @@ impl<'a> Walk<'a> {
         let walks: Vec<Box<dyn LedgerScan + 'a>> = books
             .enumerate()
             .map(|(n, book)| {
-                let fetch = BookWindows { source: self.source, credentials: self.credentials, query: query.clone(), book };
+                let fetch =
+                    BookWindows { source: self.source, credentials: self.credentials, query: query.clone(), book };
                 let mut request = request.clone();
                 request.hint = learned.get(n).map(|d| Hint { walks: vec![*d], ..Hint::default() });
                 Box::new(WindowScan::new(fetch, &request, page_size, span, clock)) as Box<dyn LedgerScan + 'a>
