@@ -26,7 +26,7 @@ use url::Url;
 
 use crate::clock::Clock;
 use crate::config::{Config, SourceConfig};
-use crate::ledger::{plan, Cursor, LedgerFilter, SourceFilter, TimeRange};
+use crate::ledger::{plan, Cursor, Density, Hint, LedgerFilter, SourceFilter, TimeRange};
 use crate::model::{EventType, SortKey, SourceKind, SourceName};
 use crate::schema::{build_schema, limits::Limits, LedgerSchema};
 use crate::server::request::{
@@ -134,7 +134,7 @@ pub fn cursor(data: &[u8]) {
     let Some((mode, rest)) = data.split_first() else { return };
     let text = match mode % 2 {
         0 => String::from_utf8_lossy(rest).into_owned(),
-        _ => format!("v1.{}", URL_SAFE_NO_PAD.encode(rest)),
+        _ => format!("v2.{}", URL_SAFE_NO_PAD.encode(rest)),
     };
     let filter = LedgerFilter::default().digest();
     if let Ok(decoded) = Cursor::decode(&text, &filter) {
@@ -211,8 +211,13 @@ fn bigledger_params(case: &FilterCase) -> Vec<(String, String)> {
 /// per id chunk), keys prefixed by the read's index.
 fn pennylane_params(case: &FilterCase) -> Vec<(String, String)> {
     use pennylane::query::{list_params, NEWEST_FIRST};
-    let request =
-        ScanRequest { filter: case.filter.clone(), position: case.position.clone(), want: case.limit, hint: None };
+    let request = ScanRequest {
+        filter: case.filter.clone(),
+        position: case.position.clone(),
+        want: case.limit,
+        residual: SourceFilter::default(),
+        hint: None,
+    };
     let reads = pennylane::first_reads(&request).into_iter().enumerate();
     reads
         .flat_map(|(read, conditions)| {
@@ -281,7 +286,10 @@ pub fn filters(data: &[u8]) {
     // Positions and hints come from cursors, which clients can forge.
     let position =
         input.option(|i| SortKey { entry_date: i.option(Input::date), source: i.string(8), native_id: i.string(8) });
-    let hint = input.option(|i| serde_json::json!({"span": i.i64()}));
+    let hint = input.option(|i| {
+        let mut figure = || i.i64() as f64;
+        Hint { walks: vec![Density { records: figure(), seconds: figure(), matches: figure() }], ..Hint::default() }
+    });
     let want = input.below(600);
     let key = FingerprintKey::random();
     for (dialect, source) in DIALECTS.iter().zip(dialect_sources()) {
@@ -299,7 +307,8 @@ pub fn filters(data: &[u8]) {
         let credentials: BTreeMap<_, _> =
             source.credential_fields().iter().map(|f| ((*f).to_owned(), "fuzz".to_owned().into())).collect();
         let credentials = Credentials::new(&key, credentials);
-        let request = ScanRequest { filter: case.filter, position: case.position, want, hint: hint.clone() };
+        let residual = planned.residual.clone();
+        let request = ScanRequest { filter: case.filter, position: case.position, want, residual, hint: hint.clone() };
         drop(source.scan(&credentials, request));
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::cursor::Cursor;
+use super::cursor::{Cursor, Hint};
 use crate::model::{LedgerEntry, SortKey};
 
 /// One source's contribution to a page.
@@ -13,7 +13,7 @@ pub struct SourcePage {
     /// Sorted in merged order, at most `first` entries.
     pub entries: Vec<LedgerEntry>,
     pub has_more: bool,
-    pub hint: Option<serde_json::Value>,
+    pub hint: Option<Hint>,
 }
 
 /// The merged page: entries with their cursors.
@@ -34,7 +34,7 @@ pub fn merge(
     failed: &[String],
 ) -> MergedPage {
     let more_in_sources = pages.iter().any(|p| p.has_more) || !failed.is_empty();
-    let hints: BTreeMap<String, serde_json::Value> =
+    let hints: BTreeMap<String, Hint> =
         pages.iter().filter_map(|p| Some((p.source.clone(), p.hint.clone()?))).collect();
     let standing: Vec<Standing> = pages
         .iter()

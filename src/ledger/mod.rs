@@ -11,7 +11,7 @@ pub mod merge;
 pub mod plan;
 
 pub use collect::{Collector, Watermark};
-pub use cursor::{Cursor, CursorError};
+pub use cursor::{Cursor, CursorError, Density, Hint};
 pub use filter::{nameable, Field, LedgerFilter, SourceFilter, TimeRange, CALENDAR_YEARS};
 pub use merge::{merge, MergedPage, SourcePage};
 pub use plan::{plan, BatchLimits, Capabilities, Pushdown, SourcePlan, Support};

@@ -17,7 +17,7 @@ use std::fmt::Debug;
 
 use async_trait::async_trait;
 
-use crate::ledger::{Capabilities, Collector, SourceFilter, SourcePage, SourcePlan, Watermark};
+use crate::ledger::{Capabilities, Collector, Hint, SourceFilter, SourcePage, SourcePlan, Watermark};
 use crate::model::{Item, LedgerEntry, Location, NodeKind, SortKey, SourceKind, SourceName, StockLevel};
 use crate::upstream::{Credentials, UpstreamError};
 
@@ -38,7 +38,7 @@ pub trait LedgerScan: Send {
     async fn next_batch(&mut self) -> Result<Batch, UpstreamError>;
 
     /// A hint for the next page's scan, carried in the cursor.
-    fn hint(&self) -> Option<serde_json::Value> {
+    fn hint(&self) -> Option<Hint> {
         None
     }
 }
@@ -51,7 +51,10 @@ pub struct ScanRequest {
     pub position: Option<SortKey>,
     /// How many entries the page needs from this source.
     pub want: usize,
-    pub hint: Option<serde_json::Value>,
+    /// What the gateway still checks on each entry: a walk sizes its
+    /// windows by the entries that will match, not by those it reads.
+    pub residual: SourceFilter,
+    pub hint: Option<Hint>,
 }
 
 /// What is known of a source without calling it; each connector builds its
@@ -146,9 +149,11 @@ pub async fn next_entries(
     plan: SourcePlan,
     position: Option<SortKey>,
     want: usize,
-    hint: Option<serde_json::Value>,
+    hint: Option<Hint>,
 ) -> Result<SourcePage, UpstreamError> {
-    let scan = source.scan(credentials, ScanRequest { filter: plan.filter, position: position.clone(), want, hint });
+    let request =
+        ScanRequest { filter: plan.filter, position: position.clone(), want, residual: plan.residual.clone(), hint };
+    let scan = source.scan(credentials, request);
     let collector = Collector::new(position, plan.residual, want);
     let (entries, has_more, hint) = drive(scan, collector).await?;
     Ok(SourcePage { source: source.name().to_string(), entries, has_more, hint })
@@ -159,7 +164,7 @@ pub async fn next_entries(
 pub async fn drive(
     mut scan: Box<dyn LedgerScan + '_>,
     mut collector: Collector,
-) -> Result<(Vec<LedgerEntry>, bool, Option<serde_json::Value>), UpstreamError> {
+) -> Result<(Vec<LedgerEntry>, bool, Option<Hint>), UpstreamError> {
     let mut exhausted = false;
     while !exhausted && !collector.is_satisfied() {
         let batch = scan.next_batch().await?;

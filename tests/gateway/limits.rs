@@ -617,7 +617,7 @@ async fn a_forged_cursor_at_the_end_of_time_is_not_a_crash() {
     // Cursors are opaque, not secret: a client can rewrite one.
     let mut payload: Value = serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&cursor[3..]).unwrap()).unwrap();
     payload["k"]["d"] = json!(END_OF_TIME);
-    let forged = format!("v1.{}", URL_SAFE_NO_PAD.encode(payload.to_string()));
+    let forged = format!("v2.{}", URL_SAFE_NO_PAD.encode(payload.to_string()));
     let body = app.query(&operation("LedgerPage"), json!({"first": 3, "after": forged})).await;
     assert!(body["errors"].is_null(), "{body}");
     assert_eq!(body["data"]["ledgerEntries"]["edges"].as_array().unwrap().len(), 3);

@@ -65,3 +65,5 @@ mod scale;
 /// HTTP statuses: request errors are 4xx (or 200 as `application/json`)
 /// without `data`, executed requests and batches 200.
 mod statuses;
+/// The window walk: what pages cost in upstream calls.
+mod walk;

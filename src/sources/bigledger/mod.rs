@@ -19,15 +19,14 @@ use futures::stream::{self, StreamExt, TryStreamExt};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use tracing::warn;
 use url::Url;
 
-use super::window::{DateAxis, Window, WindowFetch, WindowPage, WindowScan};
+use super::window::{DateAxis, Interleave, Window, WindowFetch, WindowPage, WindowScan};
 use super::{Batch, LedgerScan, ScanRequest, Source, SourceInfo};
 use crate::clock::Clock;
 use crate::config::SourceConfig;
-use crate::ledger::{BatchLimits, Capabilities, Pushdown, SourceFilter, Support, Watermark};
+use crate::ledger::{BatchLimits, Capabilities, Hint, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, NodeKind, SourceKind, SourceName};
 use crate::upstream::{
     endpoint, sensitive_header, Call, Credentials, RateLimit, UpstreamClient, UpstreamError, UpstreamFailure,
@@ -169,35 +168,39 @@ impl BigLedger {
         }
     }
 
-    /// One page of `book` on `days`, as entries.
+    /// One page of `book` on `days`, as entries, `limit` documents at most.
     async fn book_page(
         &self,
         credentials: &Credentials,
         book: Book,
         query: &LedgerQuery,
         days: DayRange,
+        limit: usize,
         cursor: Option<&str>,
-    ) -> Result<(Vec<LedgerEntry>, Option<String>), UpstreamError> {
+    ) -> Result<WindowPage, UpstreamError> {
         let path = ["inventory", book.path()];
-        match book {
+        let (entries, records, next_page) = match book {
             Book::Adjustments => {
-                let params = query::adjustment_params(query, days, self.page_size, cursor);
+                let params = query::adjustment_params(query, days, limit, cursor);
                 let (records, next) = self.list::<AdjustmentRecord>(credentials, "adjustments", &path, &params).await?;
-                Ok((records.into_iter().flat_map(|r| r.into_entries(&self.info.name)).collect(), next))
+                let count = records.len();
+                (records.into_iter().flat_map(|r| r.into_entries(&self.info.name)).collect(), count, next)
             }
             Book::Transfers => {
-                let params = query::transfer_params(query, days, self.page_size, cursor);
+                let params = query::transfer_params(query, days, limit, cursor);
                 let (records, next) = self.list::<TransferRecord>(credentials, "transfers", &path, &params).await?;
-                Ok((records.into_iter().flat_map(|r| self.transfer_entries(r)).collect(), next))
+                let count = records.len();
+                (records.into_iter().flat_map(|r| self.transfer_entries(r)).collect(), count, next)
             }
-        }
+        };
+        Ok(WindowPage { entries, records, next_page })
     }
 
     /// A transfer's entries, with a warning for any dated outside the skew
     /// the window walk allows for: such an entry may be skipped by a walk.
     fn transfer_entries(&self, record: TransferRecord) -> Vec<LedgerEntry> {
         let day = midnight(record.date);
-        let axis = query::axis(true);
+        let axis = query::axis(Book::Transfers.skewed());
         let (transfer, entries) = (record.id.clone(), record.into_entries(&self.info.name));
         // Checked: an upstream date at the end of chrono's range is data, not a crash.
         let before = day.checked_sub_signed(axis.lead);
@@ -261,12 +264,13 @@ impl BigLedger {
         let days = DayRange::single(id.date());
         let mut cursor = None;
         loop {
-            let (entries, next) =
-                self.book_page(credentials, book, &LedgerQuery::default(), days, cursor.as_deref()).await?;
-            if let Some(entry) = entries.into_iter().find(|e| e.native_id == wanted) {
+            let page = self
+                .book_page(credentials, book, &LedgerQuery::default(), days, self.page_size, cursor.as_deref())
+                .await?;
+            if let Some(entry) = page.entries.into_iter().find(|e| e.native_id == wanted) {
                 return Ok(Some(entry));
             }
-            match next {
+            match page.next_page {
                 Some(next) => cursor = Some(next),
                 None => return Ok(None),
             }
@@ -280,6 +284,11 @@ impl Book {
             Book::Adjustments => "adjustments",
             Book::Transfers => "transfers",
         }
+    }
+
+    /// Only a transfer's entries are dated apart from the date it is filtered on.
+    fn skewed(self) -> bool {
+        matches!(self, Book::Transfers)
     }
 }
 
@@ -321,81 +330,47 @@ fn error_dialect(status: StatusCode, body: &[u8]) -> Option<UpstreamFailure> {
     (on_cursor || body.error.code.as_deref() == Some("INVALID_CURSOR")).then_some(UpstreamFailure::PageTokenInvalid)
 }
 
-/// Where each list of a window stands; the window's page token.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Cursors {
-    #[serde(rename = "a", skip_serializing_if = "Option::is_none")]
-    adjustments: Option<String>,
-    #[serde(rename = "t", skip_serializing_if = "Option::is_none")]
-    transfers: Option<String>,
-}
-
-/// The lists a walk reads, bound to a caller's credentials. A window is
-/// both lists' documents dated in it, read side by side.
-struct Books<'a> {
+/// One list a walk reads, bound to a caller's credentials. Each list is
+/// walked on its own date axis: only transfers need the skew.
+struct BookWindows<'a> {
     source: &'a BigLedger,
     credentials: &'a Credentials,
     query: LedgerQuery,
-}
-
-impl Books<'_> {
-    /// One page of `book`, if this page of the window reads it.
-    async fn page(
-        &self,
-        book: Book,
-        days: DayRange,
-        cursor: Option<Option<String>>,
-    ) -> Result<(Vec<LedgerEntry>, Option<String>), UpstreamError> {
-        match cursor {
-            Some(cursor) => self.source.book_page(self.credentials, book, &self.query, days, cursor.as_deref()).await,
-            None => Ok((Vec::new(), None)),
-        }
-    }
+    book: Book,
 }
 
 #[async_trait]
-impl WindowFetch for Books<'_> {
+impl WindowFetch for BookWindows<'_> {
     async fn fetch_window(&self, window: Window, page_token: Option<&str>) -> Result<WindowPage, UpstreamError> {
         let Some(days) = query::day_range(window) else { return Ok(WindowPage::default()) };
-        // Outer option: read this list on this page; inner: from which cursor.
-        let (adjustments, transfers) = match page_token {
-            None => (self.query.adjustments.then_some(None), self.query.transfers.then_some(None)),
-            Some(token) => {
-                let cursors: Cursors = serde_json::from_str(token)
-                    .map_err(|_| UpstreamError::new(&self.source.info.name, UpstreamFailure::PageTokenInvalid))?;
-                (cursors.adjustments.map(Some), cursors.transfers.map(Some))
-            }
-        };
-        let (adjustments, transfers) = futures::try_join!(
-            self.page(Book::Adjustments, days, adjustments),
-            self.page(Book::Transfers, days, transfers)
-        )?;
-        let next = Cursors { adjustments: adjustments.1, transfers: transfers.1 };
-        let next_page = (next.adjustments.is_some() || next.transfers.is_some())
-            .then(|| serde_json::to_string(&next).unwrap_or_default());
-        let mut entries = adjustments.0;
-        entries.extend(transfers.0);
-        Ok(WindowPage { entries, next_page })
+        let limit = self.source.page_size;
+        self.source.book_page(self.credentials, self.book, &self.query, days, limit, page_token).await
+    }
+
+    async fn any_in(&self, window: Window) -> Result<bool, UpstreamError> {
+        let Some(days) = query::day_range(window) else { return Ok(false) };
+        let page = self.source.book_page(self.credentials, self.book, &self.query, days, 1, None).await?;
+        Ok(page.records > 0)
     }
 
     fn axis(&self) -> DateAxis {
-        query::axis(self.query.transfers)
+        query::axis(self.book.skewed())
     }
 }
 
 /// The ledger walk: resolves a sku first (it needs a call), then walks
-/// windows over the documents' days.
+/// each list it reads in windows over the documents' days, side by side.
 struct Walk<'a> {
     source: &'a BigLedger,
     credentials: &'a Credentials,
     request: ScanRequest,
     /// Taken when the walk starts; `None` before that means nothing can match.
     query: Option<LedgerQuery>,
-    windows: Option<WindowScan<Books<'a>>>,
+    windows: Option<Box<dyn LedgerScan + 'a>>,
 }
 
 impl<'a> Walk<'a> {
-    async fn start(&mut self) -> Result<Option<WindowScan<Books<'a>>>, UpstreamError> {
+    async fn start(&mut self) -> Result<Option<Box<dyn LedgerScan + 'a>>, UpstreamError> {
         let Some(mut query) = self.query.take() else { return Ok(None) };
         if let Some(sku) = query.sku.clone() {
             let found = self.source.resolve_sku(self.credentials, &sku).await?;
@@ -405,9 +380,22 @@ impl<'a> Walk<'a> {
         // The walk's bounds include the days the ids filter names.
         let mut request = self.request.clone();
         request.filter = SourceFilter { entry_date: query.entry_date.clone(), ..request.filter };
-        let books = Books { source: self.source, credentials: self.credentials, query };
+        let books = [(Book::Adjustments, query.adjustments), (Book::Transfers, query.transfers)];
+        let books = books.into_iter().filter(|(_, read)| *read).map(|(book, _)| book);
+        // Each list's walk takes its own density from the hint, in list order.
+        let learned = request.hint.take().map(|h| h.walks).unwrap_or_default();
         let (page_size, span, clock) = (self.source.page_size, self.source.initial_window, self.source.client.clock());
-        Ok(Some(WindowScan::new(books, &request, page_size, span, clock)))
+        let walks: Vec<Box<dyn LedgerScan + 'a>> = books
+            .enumerate()
+            .map(|(n, book)| {
+                let fetch =
+                    BookWindows { source: self.source, credentials: self.credentials, query: query.clone(), book };
+                let mut request = request.clone();
+                request.hint = learned.get(n).map(|d| Hint { walks: vec![*d], ..Hint::default() });
+                Box::new(WindowScan::new(fetch, &request, page_size, span, clock)) as Box<dyn LedgerScan + 'a>
+            })
+            .collect();
+        Ok(Some(Box::new(Interleave::new(walks))))
     }
 }
 
@@ -423,7 +411,7 @@ impl LedgerScan for Walk<'_> {
         }
     }
 
-    fn hint(&self) -> Option<serde_json::Value> {
+    fn hint(&self) -> Option<Hint> {
         self.windows.as_ref().and_then(|w| w.hint()).or_else(|| self.request.hint.clone())
     }
 }

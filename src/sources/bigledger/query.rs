@@ -6,10 +6,10 @@
 
 use std::collections::BTreeSet;
 
-use chrono::{DateTime, Duration, NaiveDate, Utc};
+use chrono::{DateTime, Datelike, Duration, NaiveDate, Utc};
 
 use super::records::{midnight, EntryId};
-use crate::ledger::{SourceFilter, TimeRange};
+use crate::ledger::{SourceFilter, TimeRange, CALENDAR_YEARS};
 use crate::model::EventType;
 use crate::sources::window::{DateAxis, Window};
 
@@ -107,13 +107,11 @@ impl DayRange {
 /// (a document's filtered date is its day's midnight); `None` when there is
 /// no such day, so the window needs no call.
 pub fn day_range(window: Window) -> Option<DayRange> {
+    // A day past year 9999 cannot be written (and holds no document).
     let first_midnight_from = |at: DateTime<Utc>| {
         let day = at.date_naive();
-        if midnight(day) == at {
-            Some(day)
-        } else {
-            day.succ_opt()
-        }
+        let day = if midnight(day) == at { Some(day) } else { day.succ_opt() };
+        day.filter(|d| CALENDAR_YEARS.contains(&d.year()))
     };
     let from = match window.from {
         Some(at) => Some(first_midnight_from(at)?),

@@ -27,7 +27,7 @@ use url::Url;
 use super::{Batch, LedgerScan, ScanRequest, Source, SourceInfo};
 use crate::clock::Clock;
 use crate::config::SourceConfig;
-use crate::ledger::{BatchLimits, Capabilities, Pushdown, SourceFilter, Support, Watermark};
+use crate::ledger::{BatchLimits, Capabilities, Hint, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, NodeKind, SortKey, SourceKind, SourceName};
 use crate::upstream::{
     endpoint, AccessToken, Call, Credentials, RateLimit, UpstreamClient, UpstreamError, UpstreamFailure,
@@ -359,8 +359,8 @@ impl LedgerScan for LedgerPages<'_> {
         Ok(Batch { entries, watermark })
     }
 
-    fn hint(&self) -> Option<serde_json::Value> {
-        Some(serde_json::json!({ "pageSize": self.asked }))
+    fn hint(&self) -> Option<Hint> {
+        Some(Hint { page_size: Some(self.asked), ..Hint::default() })
     }
 }
 
@@ -407,8 +407,8 @@ impl Source for BusinessCentral {
             [filter] => {
                 // Enough for the page with room for a day's spill-over, or
                 // what the previous page learned it needed.
-                let learned = request.hint.as_ref().and_then(|h| h.get("pageSize")?.as_u64()).unwrap_or(0);
-                let wanted = (2 * (request.want + 1)).max(usize::try_from(learned).unwrap_or(0));
+                let learned = request.hint.as_ref().and_then(|h| h.page_size).unwrap_or(0);
+                let wanted = (2 * (request.want + 1)).max(learned);
                 Box::new(LedgerPages {
                     source: self,
                     credentials,

@@ -291,7 +291,7 @@ async fn items_locations_and_counts_answer_without_a_call() {
 }
 
 fn request(filter: SourceFilter, position: Option<SortKey>) -> ScanRequest {
-    ScanRequest { filter, position, want: 10, hint: None }
+    ScanRequest { filter, position, want: 10, residual: SourceFilter::default(), hint: None }
 }
 
 fn key(date: Option<&str>, id: &str) -> SortKey {

@@ -213,7 +213,17 @@ impl WindowFetch for LedgerWindows<'_> {
     async fn fetch_window(&self, window: Window, page_token: Option<&str>) -> Result<WindowPage, UpstreamError> {
         let params = query::ledger_params(&self.filter, window, page_token, self.source.page_size);
         let page = self.source.ledger_page(self.credentials, &params).await?;
-        Ok(WindowPage { entries: self.source.entries(page.data), next_page: page.next_token })
+        let records = page.data.len();
+        // `lte` of the window's end (see `query::push_range`) also returns
+        // the entries dated at it, which the window above has read.
+        let mut entries = self.source.entries(page.data);
+        entries.retain(|e| window.to.is_none_or(|to| e.entry_date.is_some_and(|at| at < to)));
+        Ok(WindowPage { entries, records, next_page: page.next_token })
+    }
+
+    async fn any_in(&self, window: Window) -> Result<bool, UpstreamError> {
+        let params = query::ledger_params(&self.filter, window, None, 1);
+        Ok(!self.source.ledger_page(self.credentials, &params).await?.data.is_empty())
     }
 }
 

@@ -22,11 +22,20 @@ fn param(field: &str, op: &str, value: String) -> (String, String) {
 }
 
 /// A range on whole seconds that contains `range`: lower bounds round down,
-/// upper bounds become exclusive and round up. The residual step re-checks.
+/// upper bounds round up to the next whole second, which is sent as `lte`.
+///
+/// Trackstar's docs call `gte`+`lte` much faster than `gt`/`lt`, so only
+/// those two are sent. They do not say entry dates are whole seconds (the
+/// schema says `date-time`, which may carry a fraction, and Trackstar
+/// relays many WMSs), only that filter values are: `lte` of the second
+/// *before* an exclusive end would miss an entry at `…:59.5`, so `lte` takes
+/// the exclusive end itself. That also returns entries dated exactly at it,
+/// which the caller drops: the residual step for the caller's bounds, the
+/// window read for a window's end (such entries belong to the window above).
 fn push_range(params: &mut Params, field: &str, range: &TimeRange) {
     let (from, to) = range.covering(TimeDelta::seconds(1));
     params.extend(from.map(|low| param(field, "gte", format_date(low))));
-    params.extend(to.map(|high| param(field, "lt", format_date(high))));
+    params.extend(to.map(|high| param(field, "lte", format_date(high))));
 }
 
 /// Parameters for one page of the ledger within `window`.
