@@ -1,6 +1,8 @@
 //! HTTP: GraphQL over HTTP on `/graphql` (GET and POST), GraphiQL for
 //! browsers, health, readiness and metrics.
 
+pub mod guard;
+pub mod head;
 pub mod listen;
 pub mod request;
 pub mod response;
@@ -197,7 +199,13 @@ fn respond(headers: &HeaderMap, response: BatchResponse) -> Response {
 
 /// A GraphQL-shaped error for failures outside execution.
 fn graphql_error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({"errors": [{"message": message, "extensions": {"code": code}}]}))).into_response()
+    (status, Json(error_body(code, message))).into_response()
+}
+
+/// The body of every error outside execution, from the router or from the
+/// connection guard.
+fn error_body(code: &str, message: &str) -> serde_json::Value {
+    json!({"errors": [{"message": message, "extensions": {"code": code}}]})
 }
 
 async fn health() -> Json<serde_json::Value> {
