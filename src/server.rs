@@ -1,6 +1,7 @@
 //! HTTP: GraphQL over HTTP on `/graphql` (GET and POST), GraphiQL for
 //! browsers, health, readiness and metrics.
 
+pub mod cors;
 pub mod guard;
 pub mod head;
 pub mod listen;
@@ -56,7 +57,7 @@ pub fn router<E: Executor>(schema: E, registry: Arc<Registry>, config: &Config) 
         request_timeout: config.server.request_timeout(),
         body_read_timeout: config.server.body_read_timeout(),
     };
-    Router::new()
+    let routes = Router::new()
         .route("/", get(root::<E>))
         .route("/graphql", get(graphql_get::<E>).post(graphql_post::<E>).head(graphql_head))
         .route("/health", get(health))
@@ -67,7 +68,13 @@ pub fn router<E: Executor>(schema: E, registry: Arc<Registry>, config: &Config) 
         // For any extractor that buffers a body; `/graphql` reads its own,
         // with the same limit and a coded error.
         .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(Arc::new(config.server.clone()), check_head))
+        .layer(axum::middleware::from_fn_with_state(Arc::new(config.server.clone()), check_head));
+    // Outside the head check, so a page can read why its request was refused.
+    let routes = match cors::Cors::new(config) {
+        Some(cors) => routes.layer(axum::middleware::from_fn_with_state(cors, cors::apply)),
+        None => routes,
+    };
+    routes
         .layer(TraceLayer::new_for_http())
         // A panicking resolver fails its own request with a 500; the server
         // keeps serving everyone else. async-graphql does not catch panics:

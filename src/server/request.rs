@@ -61,7 +61,8 @@ pub enum RequestError {
 
 /// The media types a POST body may have. Both are "non-simple": a browser
 /// sends neither cross-site without a CORS preflight, which this server
-/// never grants, so a POST that reaches the schema was not forged by a page.
+/// grants only to the origins `[server.cors]` lists, so a POST that reaches
+/// the schema was not forged by any other page.
 const JSON_MEDIA_TYPES: [&str; 2] = ["application/json", "application/graphql-response+json"];
 
 pub fn check_post_media_type(headers: &HeaderMap) -> Result<(), RequestError> {

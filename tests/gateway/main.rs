@@ -23,6 +23,8 @@ mod cli;
 /// Connections: header, body and keep-alive timeouts, the connection
 /// bound, head limits, content codings and HEAD, over raw TCP.
 mod connections;
+/// CORS: preflights and answers for allowed origins, nothing for others, off by default.
+mod cors;
 /// Errors: cursor misuse, bad input, upstream failures, all with codes.
 mod errors;
 /// Upstream faults injected by the mock: retries, deadlines, rate limits,
