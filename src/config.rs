@@ -212,13 +212,16 @@ impl CorsConfig {
                 let names = forwarding.join(", ");
                 return invalid(
                     key,
-                    format!("\"*\" is not allowed while sources forward caller credentials ({names}): list the origins"),
+                    format!(
+                        "\"*\" is not allowed while sources forward caller credentials ({names}): list the origins"
+                    ),
                 );
             }
         } else if let Some(message) = self.allow_origins.iter().find_map(|origin| origin_error(origin)) {
             return invalid(key, message);
         }
-        let names = [("server.cors.allow_headers", &self.allow_headers), ("server.cors.expose_headers", &self.expose_headers)];
+        let names =
+            [("server.cors.allow_headers", &self.allow_headers), ("server.cors.expose_headers", &self.expose_headers)];
         for (key, names) in names {
             if let Some(name) = names.iter().find(|name| axum::http::HeaderName::from_bytes(name.as_bytes()).is_err()) {
                 return invalid(key, format!("{name:?} is not a header name"));
@@ -1125,7 +1128,10 @@ credentials = { api_key = "hunter2", access_token = "t" }"#,
 
     #[test]
     fn cors_settings_load_with_their_defaults() {
-        let config = parse_with_source("[server.cors]\nallow_origins = [\"https://app.example.com\", \"http://localhost:3000\"]").unwrap();
+        let config = parse_with_source(
+            "[server.cors]\nallow_origins = [\"https://app.example.com\", \"http://localhost:3000\"]",
+        )
+        .unwrap();
         let cors = config.server.cors.unwrap();
         assert_eq!(cors.allow_origins, ["https://app.example.com", "http://localhost:3000"]);
         assert_eq!((cors.max_age_secs, cors.allow_credentials), (600, false));
@@ -1180,12 +1186,14 @@ credentials = { api_key = "hunter2", access_token = "t" }"#,
         for (cors, expected) in cases {
             assert_eq!(error(&format!("[server.cors]\n{cors}\n{WMS}")), expected, "{cors}");
         }
-        let forwarding = format!("[server.cors]\nallow_origins = [\"*\"]\n{WMS}\nforward = {{ access_token = \"x-token\" }}");
+        let forwarding =
+            format!("[server.cors]\nallow_origins = [\"*\"]\n{WMS}\nforward = {{ access_token = \"x-token\" }}");
         assert_eq!(
             error(&forwarding),
             format!("{key}: \"*\" is not allowed while sources forward caller credentials (wms): list the origins")
         );
-        let unknown = error(&format!("[server.cors]\nallow_origins = [\"https://a.example\"]\nallow_methods = []\n{WMS}"));
+        let unknown =
+            error(&format!("[server.cors]\nallow_origins = [\"https://a.example\"]\nallow_methods = []\n{WMS}"));
         assert!(unknown.contains("allow_methods"), "{unknown}");
     }
 

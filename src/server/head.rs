@@ -43,9 +43,7 @@ pub fn inspect(bytes: &[u8], config: &ServerConfig) -> Result<Option<Head>, Requ
     let mut request = httparse::Request::new(&mut headers);
     let len = match request.parse(bytes) {
         Ok(httparse::Status::Complete(len)) => len,
-        Ok(httparse::Status::Partial) if bytes.len() > max_head_bytes(config) => {
-            return Err(too_large(bytes, config))
-        }
+        Ok(httparse::Status::Partial) if bytes.len() > max_head_bytes(config) => return Err(too_large(bytes, config)),
         Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(RequestError::TooManyHeaders { limit: config.max_headers }),
         Err(_) => return Err(RequestError::MalformedHead),
