@@ -154,6 +154,10 @@ pub struct ServerConfig {
     pub max_headers: usize,
     /// Automatic persisted queries and the optional safelist.
     pub persisted_queries: PersistedQueriesConfig,
+    /// Cross-origin calls from browsers; off (no CORS headers, `OPTIONS`
+    /// refused) unless configured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cors: Option<CorsConfig>,
 }
 
 /// Automatic persisted queries (Apollo's protocol): the store every caller
@@ -176,6 +180,96 @@ impl Default for PersistedQueriesConfig {
     }
 }
 
+/// Which browser origins may call the gateway, and what they may send and
+/// read. Every response header comes from tower-http's CORS layer.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsConfig {
+    /// Origins exactly as browsers send them (`https://app.example.com`,
+    /// `http://localhost:3000`). `["*"]` allows any origin, only while no
+    /// source forwards a caller credential and without `allow_credentials`.
+    pub allow_origins: Vec<String>,
+    /// Request headers a page may send besides `content-type`, `accept` and
+    /// every source's `forward` headers, which are always allowed.
+    pub allow_headers: Vec<String>,
+    /// Response headers a page may read beyond the CORS-safelisted ones.
+    pub expose_headers: Vec<String>,
+    /// How long a browser may reuse a preflight answer, seconds.
+    pub max_age_secs: u64,
+    /// Let pages send cookies and HTTP authentication
+    /// (`Access-Control-Allow-Credentials`); never with `*`.
+    pub allow_credentials: bool,
+}
+
+impl Default for CorsConfig {
+    fn default() -> Self {
+        Self {
+            allow_origins: Vec::new(),
+            allow_headers: Vec::new(),
+            expose_headers: Vec::new(),
+            max_age_secs: 600,
+            allow_credentials: false,
+        }
+    }
+}
+
+/// Longest `server.cors.max_age_secs` (a day, Firefox's own cap).
+const MAX_CORS_AGE_SECS: u64 = 86_400;
+
+impl CorsConfig {
+    /// What is wrong, naming the key; `forwarding` names the sources that
+    /// forward caller credentials.
+    fn validate(&self, forwarding: &[&str]) -> Result<(), ConfigError> {
+        let invalid = |key, message| Err(ConfigError::Invalid { key, message });
+        let key = "server.cors.allow_origins";
+        if self.allow_origins.is_empty() {
+            return invalid(key, "list at least one origin, or remove [server.cors] to turn CORS off".into());
+        }
+        if self.allow_origins.iter().any(|origin| origin == "*") {
+            if self.allow_origins.len() > 1 {
+                return invalid(key, "\"*\" allows every origin: it must be the only entry".into());
+            }
+            if self.allow_credentials {
+                return invalid(key, "\"*\" cannot be combined with server.cors.allow_credentials".into());
+            }
+            if !forwarding.is_empty() {
+                let names = forwarding.join(", ");
+                return invalid(
+                    key,
+                    format!(
+                        "\"*\" is not allowed while sources forward caller credentials ({names}): list the origins"
+                    ),
+                );
+            }
+        } else if let Some(message) = self.allow_origins.iter().find_map(|origin| origin_error(origin)) {
+            return invalid(key, message);
+        }
+        let names =
+            [("server.cors.allow_headers", &self.allow_headers), ("server.cors.expose_headers", &self.expose_headers)];
+        for (key, names) in names {
+            if let Some(name) = names.iter().find(|name| axum::http::HeaderName::from_bytes(name.as_bytes()).is_err()) {
+                return invalid(key, format!("{name:?} is not a header name"));
+            }
+        }
+        match Bound::new("server.cors.max_age_secs", self.max_age_secs, 0..=MAX_CORS_AGE_SECS).violation() {
+            Some((key, message)) => invalid(key, message),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Why `origin` is not one a browser sends in `Origin`, if it is not.
+fn origin_error(origin: &str) -> Option<String> {
+    let url = Url::parse(origin).ok().filter(|url| {
+        matches!(url.scheme(), "http" | "https") && url.username().is_empty() && url.password().is_none()
+    });
+    match url.map(|url| url.origin().ascii_serialization()) {
+        Some(canonical) if canonical == origin => None,
+        Some(canonical) => Some(format!("{origin:?} is not an origin as browsers send it: write {canonical:?}")),
+        None => Some(format!("{origin:?} is not an origin: write scheme://host[:port], http or https")),
+    }
+}
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -192,6 +286,7 @@ impl Default for ServerConfig {
             max_header_bytes: 16 * 1024,
             max_headers: 100,
             persisted_queries: PersistedQueriesConfig::default(),
+            cors: None,
         }
     }
 }
@@ -740,6 +835,11 @@ impl Config {
         if self.sources.is_empty() {
             return Err(ConfigError::NoSources);
         }
+        if let Some(cors) = &self.server.cors {
+            let forwarding: Vec<&str> =
+                self.sources.iter().filter(|(_, s)| !s.forward.is_empty()).map(|(name, _)| name.as_str()).collect();
+            cors.validate(&forwarding)?;
+        }
         for (name, source) in &self.sources {
             let fail = |message: String| ConfigError::Source { source_name: name.clone(), message };
             if name.is_empty() || name.contains(':') || name.chars().any(char::is_whitespace) {
@@ -1223,6 +1323,77 @@ credentials = { api_key = "hunter2", access_token = "t" }"#,
         );
         let trackstar = WMS.replace("access_token = \"t\"", "access_token = \"t\", client_secret = \"s\"");
         assert!(error(&trackstar).contains("(valid: api_key, access_token)"), "no sign-in elsewhere");
+    }
+
+    #[test]
+    fn cors_settings_load_with_their_defaults() {
+        let config = parse_with_source(
+            "[server.cors]\nallow_origins = [\"https://app.example.com\", \"http://localhost:3000\"]",
+        )
+        .unwrap();
+        let cors = config.server.cors.unwrap();
+        assert_eq!(cors.allow_origins, ["https://app.example.com", "http://localhost:3000"]);
+        assert_eq!((cors.max_age_secs, cors.allow_credentials), (600, false));
+        assert!(parse_with_source("").unwrap().server.cors.is_none(), "off unless configured");
+        let any = parse_with_source("[server.cors]\nallow_origins = [\"*\"]").unwrap();
+        assert_eq!(any.server.cors.unwrap().allow_origins, ["*"]);
+    }
+
+    #[test]
+    fn invalid_cors_settings_name_their_key() {
+        let key = "server.cors.allow_origins";
+        let cases = [
+            ("allow_origins = []", format!("{key}: list at least one origin, or remove [server.cors] to turn CORS off")),
+            (
+                "allow_origins = [\"https://app.example.com/\"]",
+                format!("{key}: \"https://app.example.com/\" is not an origin as browsers send it: write \"https://app.example.com\""),
+            ),
+            (
+                "allow_origins = [\"https://App.example.com:443\"]",
+                format!("{key}: \"https://App.example.com:443\" is not an origin as browsers send it: write \"https://app.example.com\""),
+            ),
+            (
+                "allow_origins = [\"app.example.com\"]",
+                format!("{key}: \"app.example.com\" is not an origin: write scheme://host[:port], http or https"),
+            ),
+            (
+                "allow_origins = [\"ftp://app.example.com\"]",
+                format!("{key}: \"ftp://app.example.com\" is not an origin: write scheme://host[:port], http or https"),
+            ),
+            ("allow_origins = [\"null\"]", format!("{key}: \"null\" is not an origin: write scheme://host[:port], http or https")),
+            (
+                "allow_origins = [\"*\", \"https://a.example\"]",
+                format!("{key}: \"*\" allows every origin: it must be the only entry"),
+            ),
+            (
+                "allow_origins = [\"*\"]\nallow_credentials = true",
+                format!("{key}: \"*\" cannot be combined with server.cors.allow_credentials"),
+            ),
+            (
+                "allow_origins = [\"https://a.example\"]\nallow_headers = [\"x bad\"]",
+                "server.cors.allow_headers: \"x bad\" is not a header name".into(),
+            ),
+            (
+                "allow_origins = [\"https://a.example\"]\nexpose_headers = [\"\"]",
+                "server.cors.expose_headers: \"\" is not a header name".into(),
+            ),
+            (
+                "allow_origins = [\"https://a.example\"]\nmax_age_secs = 86401",
+                "server.cors.max_age_secs: must be between 0 and 86400".into(),
+            ),
+        ];
+        for (cors, expected) in cases {
+            assert_eq!(error(&format!("[server.cors]\n{cors}\n{WMS}")), expected, "{cors}");
+        }
+        let forwarding =
+            format!("[server.cors]\nallow_origins = [\"*\"]\n{WMS}\nforward = {{ access_token = \"x-token\" }}");
+        assert_eq!(
+            error(&forwarding),
+            format!("{key}: \"*\" is not allowed while sources forward caller credentials (wms): list the origins")
+        );
+        let unknown =
+            error(&format!("[server.cors]\nallow_origins = [\"https://a.example\"]\nallow_methods = []\n{WMS}"));
+        assert!(unknown.contains("allow_methods"), "{unknown}");
     }
 
     #[test]

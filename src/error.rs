@@ -112,7 +112,11 @@ impl RequestError {
             RequestError::HeadersTooLarge { .. } | RequestError::TooManyHeaders { .. } => "HEADERS_TOO_LARGE",
             RequestError::PayloadTooLarge { .. } => "PAYLOAD_TOO_LARGE",
             RequestError::BodyTimeout { .. } => "BODY_READ_TIMEOUT",
-            RequestError::BodyRead
+            RequestError::MalformedHead
+            | RequestError::InvalidContentLength
+            | RequestError::ConflictingFraming
+            | RequestError::UnsupportedTransferEncoding
+            | RequestError::BodyRead
             | RequestError::MalformedBody
             | RequestError::MalformedQueryString
             | RequestError::EmptyBatch => "BAD_REQUEST",

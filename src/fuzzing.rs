@@ -15,7 +15,10 @@
 //! - [`http`]: the request parser on whole requests the bytes describe:
 //!   head limits, media type, content coding, then body or query string
 //!   decoding, with documents in the shapes attackers send (fragment
-//!   spreads and aliases by the thousand, batches) and odd encodings.
+//!   spreads and aliases by the thousand, batches) and odd encodings; and
+//!   raw request heads through the connection guard's check
+//!   (`server::head`): bad or conflicting `Content-Length`,
+//!   `Transfer-Encoding`, unparsable lines, targets over hyper's limit.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
@@ -469,10 +472,66 @@ fn body(input: &mut Input<'_>, document: &str) -> Vec<u8> {
 }
 
 /// The request parser on a request the bytes describe (see the module
-/// docs), in the order the server applies it.
+/// docs), in the order the server applies it; and the connection guard's
+/// head check on a raw head the same bytes describe.
 pub fn http(data: &[u8]) {
     if let Some(decoded) = parse_http(data) {
         execute_decoded(decoded);
+    }
+    raw_head(data);
+}
+
+/// Head lines hyper would refuse on its own, and benign neighbours.
+const HEAD_LINES: &[&str] = &[
+    "Host: gateway",
+    "Content-Length: 5",
+    "Content-Length: 6",
+    "Content-Length: abc",
+    "Content-Length: 5, 5",
+    "Content-Length: 99999999999999999999",
+    "Transfer-Encoding: chunked",
+    "Transfer-Encoding: gzip, chunked",
+    "Transfer-Encoding: gzip",
+    "no colon",
+    "X-Padding:  a\tb ",
+    "",
+];
+
+/// A raw head (request line, lines from `HEAD_LINES` or raw bytes, then a
+/// body) through `server::head`: a refusal has a code and a 4xx status; an
+/// accepted head ends inside the bytes, and its body tracker follows any
+/// bytes without panicking.
+fn raw_head(data: &[u8]) {
+    use crate::server::head::inspect;
+    let mut input = Input::new(data);
+    let server = Config::default().server;
+    let method = ["GET", "POST", "HEAD", "G T", ""][input.below(5)];
+    let target = match input.below(3) {
+        0 => "/graphql".to_owned(),
+        1 => format!("/{}", "a".repeat(input.below(70_000))),
+        _ => input.string(40),
+    };
+    let version = ["HTTP/1.1", "HTTP/1.0", "HTTP/2.0", "HTTP/1.1\r"][input.below(4)];
+    let mut head = format!("{method} {target} {version}\r\n");
+    for _ in 0..input.below(8) {
+        let line = match HEAD_LINES.get(input.below(HEAD_LINES.len() + 1)) {
+            Some(line) => (*line).to_owned(),
+            None => input.string(40),
+        };
+        head.push_str(&line);
+        head.push_str("\r\n");
+    }
+    head.push_str("\r\n");
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(input.string(200).as_bytes());
+    match inspect(&bytes, &server) {
+        Err(error) => assert!(!error.code().is_empty() && error.status().is_client_error(), "{error:?}"),
+        Ok(None) => {}
+        Ok(Some(mut head)) => {
+            assert!(head.len <= bytes.len(), "a head past the bytes");
+            let rest = &bytes[head.len..];
+            assert!(head.body.consume(rest) <= rest.len(), "a body past the bytes");
+        }
     }
 }
 

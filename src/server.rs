@@ -1,6 +1,9 @@
 //! HTTP: GraphQL over HTTP on `/graphql` (GET and POST), GraphiQL for
 //! browsers, health, readiness and metrics.
 
+pub mod cors;
+pub mod guard;
+pub mod head;
 pub mod listen;
 pub mod persisted;
 pub mod request;
@@ -59,7 +62,7 @@ pub fn router<E: Executor>(schema: E, registry: Arc<Registry>, persisted: Persis
         request_timeout: config.server.request_timeout(),
         body_read_timeout: config.server.body_read_timeout(),
     };
-    Router::new()
+    let routes = Router::new()
         .route("/", get(root::<E>))
         .route("/graphql", get(graphql_get::<E>).post(graphql_post::<E>).head(graphql_head))
         .route("/health", get(health))
@@ -70,7 +73,13 @@ pub fn router<E: Executor>(schema: E, registry: Arc<Registry>, persisted: Persis
         // For any extractor that buffers a body; `/graphql` reads its own,
         // with the same limit and a coded error.
         .layer(DefaultBodyLimit::max(config.limits.max_body_bytes))
-        .layer(axum::middleware::from_fn_with_state(Arc::new(config.server.clone()), check_head))
+        .layer(axum::middleware::from_fn_with_state(Arc::new(config.server.clone()), check_head));
+    // Outside the head check, so a page can read why its request was refused.
+    let routes = match cors::Cors::new(config) {
+        Some(cors) => routes.layer(axum::middleware::from_fn_with_state(cors, cors::apply)),
+        None => routes,
+    };
+    routes
         .layer(TraceLayer::new_for_http())
         // A panicking resolver fails its own request with a 500; the server
         // keeps serving everyone else. async-graphql does not catch panics:
@@ -265,7 +274,13 @@ fn reply(headers: &HeaderMap, status: StatusCode, response: &BatchResponse) -> R
 
 /// A GraphQL-shaped error for failures outside execution.
 fn graphql_error(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(json!({"errors": [{"message": message, "extensions": {"code": code}}]}))).into_response()
+    (status, Json(error_body(code, message))).into_response()
+}
+
+/// The body of every error outside execution, from the router or from the
+/// connection guard.
+fn error_body(code: &str, message: &str) -> serde_json::Value {
+    json!({"errors": [{"message": message, "extensions": {"code": code}}]})
 }
 
 async fn health() -> Json<serde_json::Value> {

@@ -1,6 +1,7 @@
 //! The accept loop: HTTP/1.1 connections under a bound, each with header,
 //! keep-alive and (in the handler) body deadlines, so a client that sends
-//! slowly or not at all holds a connection only briefly. Every connection
+//! slowly or not at all holds a connection only briefly, and each request
+//! head checked by `server::guard` before hyper parses it. Every connection
 //! the server gives up on is counted in `http_connections_dropped_total`.
 
 use std::future::Future;
@@ -15,6 +16,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Semaphore};
 use tower::ServiceExt;
 
+use super::guard::Guarded;
+use super::head;
 use crate::config::ServerConfig;
 
 /// Why the server closed a connection before its client did.
@@ -29,6 +32,9 @@ pub enum Dropped {
     BodyTimeout,
     /// `max_connections` were already open.
     ConnectionLimit,
+    /// A request head was refused before hyper read it (answered with a
+    /// JSON error: see `server::guard`).
+    BadHead,
 }
 
 impl Dropped {
@@ -38,6 +44,7 @@ impl Dropped {
             Dropped::KeepAliveTimeout => "keep_alive_timeout",
             Dropped::BodyTimeout => "body_timeout",
             Dropped::ConnectionLimit => "connection_limit",
+            Dropped::BadHead => "bad_head",
         }
     }
 
@@ -45,12 +52,6 @@ impl Dropped {
         metrics::counter!("http_connections_dropped_total", "reason" => self.reason()).increment(1);
     }
 }
-
-/// What hyper's own parser may buffer of a request head, as a multiple of
-/// the configured limits: heads between the limits and this backstop reach
-/// the router, which refuses them with a JSON error; only larger ones get
-/// hyper's bare 431.
-const HYPER_HEAD_BACKSTOP: usize = 4;
 
 /// How long to back off after a failed `accept` (out of file descriptors,
 /// say) before trying again, so the loop does not spin.
@@ -66,7 +67,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let http = http1(config);
-    let keep_alive = config.keep_alive_timeout();
+    let shared = Arc::new(config.clone());
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let (stop, stopping) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
@@ -87,7 +88,7 @@ pub async fn serve(
             drop(stream);
             continue;
         };
-        let connection = serve_connection(http.clone(), stream, router.clone(), keep_alive, stopping.clone());
+        let connection = serve_connection(http.clone(), stream, shared.clone(), router.clone(), stopping.clone());
         tokio::spawn(async move {
             connection.await;
             drop(slot);
@@ -100,13 +101,14 @@ pub async fn serve(
     Ok(())
 }
 
+/// hyper's parser, with room for any head the guard lets through, so only
+/// the guard ever refuses one.
 fn http1(config: &ServerConfig) -> hyper::server::conn::http1::Builder {
     let mut http = hyper::server::conn::http1::Builder::new();
-    let head = config.max_uri_bytes + config.max_header_bytes;
     http.timer(TokioTimer::new())
         .header_read_timeout(config.header_read_timeout())
-        .max_buf_size((HYPER_HEAD_BACKSTOP * head).max(64 * 1024))
-        .max_headers(HYPER_HEAD_BACKSTOP * config.max_headers);
+        .max_buf_size(2 * head::max_head_bytes(config))
+        .max_headers(head::max_head_headers(config));
     http
 }
 
@@ -141,10 +143,12 @@ impl Drop for InFlight {
 async fn serve_connection(
     http: hyper::server::conn::http1::Builder,
     stream: TcpStream,
+    config: Arc<ServerConfig>,
     router: Router,
-    keep_alive: Duration,
     mut stopping: watch::Receiver<bool>,
 ) {
+    let keep_alive = config.keep_alive_timeout();
+    let (stream, mut refused) = Guarded::new(stream, config);
     let (activity, mut changes) = watch::channel(Activity::default());
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let in_flight = InFlight::new(&activity);
@@ -174,6 +178,10 @@ async fn serve_connection(
             _ = changes.changed() => {}
             () = tokio::time::sleep(keep_alive), if idle => {
                 Dropped::KeepAliveTimeout.count();
+                closing = true;
+                connection.as_mut().graceful_shutdown();
+            }
+            _ = refused.wait_for(|refused| *refused), if !closing => {
                 closing = true;
                 connection.as_mut().graceful_shutdown();
             }

@@ -23,6 +23,14 @@ pub enum RequestError {
     UnsupportedMediaType,
     #[error("request bodies are accepted without a content coding only (Content-Encoding: identity)")]
     UnsupportedContentEncoding,
+    #[error("request head is not valid HTTP/1.1")]
+    MalformedHead,
+    #[error("Content-Length must be one decimal number, the same in every Content-Length header")]
+    InvalidContentLength,
+    #[error("a request must not have both Content-Length and Transfer-Encoding")]
+    ConflictingFraming,
+    #[error("Transfer-Encoding must end in chunked, and only HTTP/1.1 requests may have one")]
+    UnsupportedTransferEncoding,
     #[error("request target is longer than {limit} bytes")]
     UriTooLong { limit: usize },
     #[error("request headers are larger than {limit} bytes")]
@@ -53,7 +61,8 @@ pub enum RequestError {
 
 /// The media types a POST body may have. Both are "non-simple": a browser
 /// sends neither cross-site without a CORS preflight, which this server
-/// never grants, so a POST that reaches the schema was not forged by a page.
+/// grants only to the origins `[server.cors]` lists, so a POST that reaches
+/// the schema was not forged by any other page.
 const JSON_MEDIA_TYPES: [&str; 2] = ["application/json", "application/graphql-response+json"];
 
 pub fn check_post_media_type(headers: &HeaderMap) -> Result<(), RequestError> {
@@ -82,9 +91,9 @@ pub fn check_content_encoding(headers: &HeaderMap) -> Result<(), RequestError> {
     }
 }
 
-/// The request head within `[server]`'s limits. hyper's own parser is set
-/// well above them (see `listen`), so heads in between are refused here,
-/// with a JSON error, rather than by hyper with an empty one.
+/// The request head within `[server]`'s limits. The connection guard lets
+/// heads up to a backstop well above them through (see `server::head`), so
+/// heads in between are refused here, with the limit they break.
 pub fn check_head(uri: &Uri, headers: &HeaderMap, config: &ServerConfig) -> Result<(), RequestError> {
     let target = uri.path_and_query().map_or(0, |target| target.as_str().len());
     if target > config.max_uri_bytes {

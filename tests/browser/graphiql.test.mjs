@@ -13,11 +13,10 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
 import { STARTUP_TIMEOUT_MS, recentLog, startGateway, stopGateway, withTimeout } from '../support/gateway.mjs';
+import { launchChromium } from './chromium.mjs';
 
 const ARTIFACTS = path.join(path.dirname(fileURLToPath(import.meta.url)), 'artifacts');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const STEP_TIMEOUT_MS = 30_000;
 
 let addr; // "127.0.0.1:PORT"
@@ -25,23 +24,7 @@ let browser;
 
 before(async () => {
   addr = new URL(await startGateway()).host;
-  browser = await withTimeout(
-    chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      timeout: STARTUP_TIMEOUT_MS,
-      args: [
-        '--no-sandbox',
-        '--disable-background-networking',
-        '--disable-gpu',
-        '--disable-component-update',
-        '--disable-sync',
-        '--no-first-run',
-      ],
-    }),
-    STARTUP_TIMEOUT_MS + 5_000,
-    `launch ${CHROMIUM}`,
-  );
+  browser = await launchChromium();
 }, { timeout: 2 * STARTUP_TIMEOUT_MS + 10_000 });
 
 after(async () => {

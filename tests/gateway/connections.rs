@@ -272,3 +272,112 @@ async fn head_is_refused_without_running_the_query() {
     assert_eq!(response.headers()[ALLOW], "GET, POST");
     assert_eq!(app.stats().await["total"], 0, "no upstream call");
 }
+
+/// The status, `Content-Type` and JSON body of a response read until the
+/// server closed the connection.
+fn json_response(response: &str) -> (u16, String, Value) {
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or_else(|| panic!("no head: {response:?}"));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or_else(|| panic!("{head}"));
+    let content_type = head
+        .lines()
+        .find_map(|line| line.to_ascii_lowercase().strip_prefix("content-type:").map(|v| v.trim().to_owned()))
+        .unwrap_or_default();
+    let body = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body:?}"));
+    (status, content_type, body)
+}
+
+/// Sends `bytes` on a fresh connection and returns everything until the
+/// server closes it.
+async fn exchange(app: &TestApp, bytes: &[u8]) -> String {
+    let mut stream = connect(app).await;
+    stream.write_all(bytes).await.unwrap();
+    read_until_closed(&mut stream).await
+}
+
+fn assert_refused(response: &str, status: u16, code: &str) {
+    let (got, content_type, body) = json_response(response);
+    assert_eq!((got, content_type.as_str()), (status, "application/json"), "{response}");
+    assert_eq!(error_codes(&body), [code], "{response}");
+    assert!(body["errors"][0]["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+}
+
+/// What hyper would refuse itself with an empty body: each gets the JSON
+/// shape and code, and the connection is closed.
+#[tokio::test]
+async fn heads_hyper_cannot_parse_get_coded_json_errors_and_a_close() {
+    let app = spawn_app().await;
+    app.reset_stats().await;
+    let post = |header: &str| format!("POST /graphql HTTP/1.1\r\nHost: gateway\r\n{header}\r\n\r\n");
+    let long_target = format!("GET /graphql?query={} HTTP/1.1\r\nHost: gateway\r\n\r\n", "a".repeat(70_000));
+    let endless_line = format!("GET /graphql?query={}", "a".repeat(300_000));
+    let huge_headers = format!("GET /health HTTP/1.1\r\nHost: gateway\r\nx-big: {}\r\n\r\n", "a".repeat(300_000));
+    let cases = [
+        (post("Content-Length: abc"), 400, "BAD_REQUEST"),
+        (post("Content-Length: 5\r\nContent-Length: 6"), 400, "BAD_REQUEST"),
+        (post("Content-Length: 5\r\nTransfer-Encoding: chunked"), 400, "BAD_REQUEST"),
+        (post("Transfer-Encoding: chunked\r\nContent-Length: 5"), 400, "BAD_REQUEST"),
+        (post("Transfer-Encoding: gzip"), 400, "BAD_REQUEST"),
+        ("GET /health HTTP/1.1\r\nno colon here\r\n\r\n".to_owned(), 400, "BAD_REQUEST"),
+        ("hello there\r\n\r\n".to_owned(), 400, "BAD_REQUEST"),
+        (long_target, 414, "URI_TOO_LONG"),
+        (endless_line, 414, "URI_TOO_LONG"),
+        (huge_headers, 431, "HEADERS_TOO_LARGE"),
+    ];
+    for (request, status, code) in &cases {
+        let response = exchange(&app, request.as_bytes()).await;
+        assert_refused(&response, *status, code);
+    }
+    assert_eq!(app.stats().await["total"], 0);
+    assert!(dropped(&app, "bad_head").await >= cases.len() as u64);
+}
+
+#[tokio::test]
+async fn a_bad_head_after_a_kept_alive_request_is_refused_the_same_way() {
+    let app = spawn_app().await;
+    let mut stream = connect(&app).await;
+    stream.write_all(b"GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n").await.unwrap();
+    assert!(read_response(&mut stream).await.starts_with("HTTP/1.1 200"));
+    stream.write_all(b"POST /graphql HTTP/1.1\r\nHost: gateway\r\nContent-Length: abc\r\n\r\n").await.unwrap();
+    assert_refused(&read_until_closed(&mut stream).await, 400, "BAD_REQUEST");
+
+    // Pipelined behind a request with a chunked body: the guard follows the
+    // chunks to find the next head, answers the first request, then refuses.
+    let body = json!({"query": SIMPLE}).to_string();
+    let chunked = format!(
+        "POST /graphql HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n\
+         Transfer-Encoding: chunked\r\n\r\n{:x}\r\n{body}\r\n0\r\n\r\n",
+        body.len()
+    );
+    let pipelined = format!("{chunked}GET /health HTTP/1.1\r\nHost: gateway\r\nContent-Length: 1, 2\r\n\r\n");
+    let response = exchange(&app, pipelined.as_bytes()).await;
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    assert!(response.contains("\"edges\""), "{response}");
+    let refusal = &response[response.rfind("HTTP/1.1 ").unwrap()..];
+    assert_refused(refusal, 400, "BAD_REQUEST");
+}
+
+#[tokio::test]
+async fn valid_requests_after_chunked_and_sized_bodies_keep_the_connection() {
+    let app = spawn_app().await;
+    let mut stream = connect(&app).await;
+    let body = json!({"query": SIMPLE}).to_string();
+    let (first, second) = body.split_at(10);
+    let requests = [
+        format!(
+            "POST /graphql HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\n\
+             Transfer-Encoding: chunked\r\n\r\n{:x};ext=1\r\n{first}\r\n{:x}\r\n{second}\r\n0\r\nx-t: 1\r\n\r\n",
+            first.len(),
+            second.len()
+        ),
+        format!(
+            "POST /graphql HTTP/1.1\r\nHost: gateway\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ),
+        "GET /health HTTP/1.1\r\nHost: gateway\r\n\r\n".to_owned(),
+    ];
+    for request in &requests {
+        stream.write_all(request.as_bytes()).await.unwrap();
+        let response = read_response(&mut stream).await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+}

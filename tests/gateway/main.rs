@@ -26,6 +26,8 @@ mod connections;
 /// Business Central's sign-in at Entra ID: token reuse, expiry, single
 /// flight, refusals and a slow token endpoint.
 mod entra;
+/// CORS: preflights and answers for allowed origins, nothing for others, off by default.
+mod cors;
 /// Errors: cursor misuse, bad input, upstream failures, all with codes.
 mod errors;
 /// Upstream faults injected by the mock: retries, deadlines, rate limits,

@@ -34,10 +34,13 @@ export function withTimeout(promise, ms, what) {
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
-/** Starts the gateway; resolves to its base URL (`http://127.0.0.1:PORT`). */
-export function startGateway() {
+/**
+ * Starts the gateway, with `args` after the demo's own (say `--config FILE`
+ * for [server] settings); resolves to its base URL (`http://127.0.0.1:PORT`).
+ */
+export function startGateway(args = []) {
   return new Promise((resolve, reject) => {
-    const proc = spawn(GATEWAY_BIN, ['serve', '--demo', '--listen', '127.0.0.1:0'], {
+    const proc = spawn(GATEWAY_BIN, ['serve', '--demo', '--listen', '127.0.0.1:0', ...args], {
       cwd: REPO_ROOT,
       env: { ...process.env, RUST_LOG: 'info', NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
