@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
 use figment::Figment;
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
@@ -107,6 +107,8 @@ pub struct Config {
     pub sources: BTreeMap<String, SourceConfig>,
     /// The shared upstream cache: size bound and time-to-live per resource.
     pub cache: CacheConfig,
+    /// Traces (OpenTelemetry); off unless `[telemetry.otlp]` is configured.
+    pub telemetry: TelemetryConfig,
     /// Where "now" comes from. Not a setting: the system clock, except in
     /// tests, which fix it.
     #[serde(skip)]
@@ -150,6 +152,13 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Most request headers: a 431.
     pub max_headers: usize,
+    /// On SIGTERM or Ctrl-C, how long requests in flight may still run,
+    /// milliseconds; connections still open then are closed.
+    pub shutdown_grace_ms: u64,
+    /// Bearer token that `POST /admin/reload` requires; unset: the route
+    /// does not exist (404). At least 16 characters.
+    #[serde(serialize_with = "redacted_secret")]
+    pub admin_token: Option<SecretString>,
 }
 
 impl Default for ServerConfig {
@@ -167,9 +176,14 @@ impl Default for ServerConfig {
             max_uri_bytes: 16 * 1024,
             max_header_bytes: 16 * 1024,
             max_headers: 100,
+            shutdown_grace_ms: 10_000,
+            admin_token: None,
         }
     }
 }
+
+/// Shortest `server.admin_token`: guessing it must be hopeless.
+const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 /// hyper refuses request targets longer than this itself, with an empty
 /// 414, before any handler could answer in JSON.
@@ -192,8 +206,12 @@ impl ServerConfig {
         Duration::from_millis(self.body_read_timeout_ms)
     }
 
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+
     /// Each server setting with the range it must lie in.
-    fn bounds(&self) -> [Bound; 8] {
+    fn bounds(&self) -> [Bound; 9] {
         const HOUR_MS: u64 = 3_600_000;
         [
             Bound::new("server.request_timeout_ms", self.request_timeout_ms, 100..=MAX_WAIT_MS),
@@ -205,14 +223,20 @@ impl ServerConfig {
             Bound::new("server.max_uri_bytes", self.max_uri_bytes as u64, 256..=HYPER_MAX_URI_BYTES as u64),
             Bound::new("server.max_header_bytes", self.max_header_bytes as u64, 1024..=1024 * 1024),
             Bound::new("server.max_headers", self.max_headers as u64, 8..=10_000),
+            Bound::new("server.shutdown_grace_ms", self.shutdown_grace_ms, 0..=MAX_WAIT_MS),
         ]
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        match first_violation(self.bounds()) {
-            Some((key, message)) => Err(ConfigError::Invalid { key, message }),
-            None => Ok(()),
+        if let Some((key, message)) = first_violation(self.bounds()) {
+            return Err(ConfigError::Invalid { key, message });
         }
+        let token = self.admin_token.as_ref().map(|token| token.expose_secret());
+        if token.is_some_and(|token| token.len() < MIN_ADMIN_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic())) {
+            let message = format!("must be at least {MIN_ADMIN_TOKEN_LEN} visible ASCII characters, without spaces");
+            return Err(ConfigError::Invalid { key: "server.admin_token", message });
+        }
+        Ok(())
     }
 }
 
@@ -372,6 +396,85 @@ pub struct CacheTtlOverride {
     pub stale_if_error_secs: Option<u64>,
 }
 
+/// Traces. Logging is set by `RUST_LOG` and `LOG_FORMAT` (see `telemetry`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Export spans over OTLP; unset: no exporter, no trace propagation.
+    pub otlp: Option<OtlpConfig>,
+}
+
+/// Where and how spans are exported.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// The collector's OTLP/HTTP base URL (`http://otel-collector:4318`);
+    /// spans are POSTed to `{endpoint}/v1/traces`.
+    pub endpoint: Url,
+    /// The OTLP transport.
+    #[serde(default)]
+    pub protocol: OtlpProtocol,
+    /// Share of new traces recorded, 0.0 to 1.0; a caller's `traceparent`
+    /// decides for the traces it continues.
+    #[serde(default = "OtlpConfig::default_sampling_ratio")]
+    pub sampling_ratio: f64,
+    /// `service.name` of every span.
+    #[serde(default = "OtlpConfig::default_service_name")]
+    pub service_name: String,
+    /// Deadline of one export request, milliseconds.
+    #[serde(default = "OtlpConfig::default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// OTLP transports. gRPC is not offered: it needs tonic's HTTP/2 stack and
+/// an exporter on the async runtime, for what OTLP/HTTP already carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum OtlpProtocol {
+    #[default]
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+}
+
+impl OtlpConfig {
+    fn default_sampling_ratio() -> f64 {
+        1.0
+    }
+
+    fn default_service_name() -> String {
+        "ledger-gateway".to_owned()
+    }
+
+    fn default_timeout_ms() -> u64 {
+        10_000
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// Where spans are sent.
+    pub fn traces_url(&self) -> String {
+        format!("{}/v1/traces", self.endpoint.as_str().trim_end_matches('/'))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| Err(ConfigError::Invalid { key, message: message.to_owned() });
+        if !matches!(self.endpoint.scheme(), "http" | "https") {
+            return invalid("telemetry.otlp.endpoint", "must be http or https");
+        }
+        if !(0.0..=1.0).contains(&self.sampling_ratio) {
+            return invalid("telemetry.otlp.sampling_ratio", "must be between 0.0 and 1.0");
+        }
+        if self.service_name.trim().is_empty() {
+            return invalid("telemetry.otlp.service_name", "must not be empty");
+        }
+        match first_violation([Bound::new("telemetry.otlp.timeout_ms", self.timeout_ms, 1..=MAX_WAIT_MS)]) {
+            Some((key, message)) => Err(ConfigError::Invalid { key, message }),
+            None => Ok(()),
+        }
+    }
+}
+
 /// One upstream.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -397,6 +500,13 @@ pub struct SourceConfig {
     /// BigLedger).
     #[serde(default)]
     pub initial_window_secs: Option<u64>,
+}
+
+fn redacted_secret<S: serde::Serializer>(secret: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => serializer.serialize_some("[redacted]"),
+        None => serializer.serialize_none(),
+    }
 }
 
 fn redacted<S: serde::Serializer>(fields: &BTreeMap<String, SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -637,6 +747,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.limits.validate()?;
         self.server.validate()?;
+        if let Some(otlp) = &self.telemetry.otlp {
+            otlp.validate()?;
+        }
         if self.sources.is_empty() {
             return Err(ConfigError::NoSources);
         }
@@ -650,6 +763,27 @@ impl Config {
             }
         }
         self.validate_cache()
+    }
+
+    /// The settings that differ in `next` but only take effect at start-up:
+    /// the listening socket, the accept loop's connection settings, the
+    /// shutdown grace and the trace exporter.
+    pub fn restart_only_changes(&self, next: &Config) -> Vec<&'static str> {
+        let (now, then) = (&self.server, &next.server);
+        [
+            ("server.listen", now.listen != then.listen),
+            ("server.max_connections", now.max_connections != then.max_connections),
+            ("server.header_read_timeout_ms", now.header_read_timeout_ms != then.header_read_timeout_ms),
+            ("server.keep_alive_timeout_ms", now.keep_alive_timeout_ms != then.keep_alive_timeout_ms),
+            ("server.max_uri_bytes", now.max_uri_bytes != then.max_uri_bytes),
+            ("server.max_header_bytes", now.max_header_bytes != then.max_header_bytes),
+            ("server.max_headers", now.max_headers != then.max_headers),
+            ("server.shutdown_grace_ms", now.shutdown_grace_ms != then.shutdown_grace_ms),
+            ("telemetry", self.telemetry != next.telemetry),
+        ]
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect()
     }
 
     fn validate_cache(&self) -> Result<(), ConfigError> {

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 
 use crate::ledger::CursorError;
 use crate::schema::limits::LimitError;
+use crate::server::reload::ReloadError;
 use crate::server::request::RequestError;
 use crate::upstream::{UpstreamError, UpstreamFailure};
 
@@ -127,6 +128,15 @@ impl RequestError {
             RequestError::BodyTimeout { .. } => StatusCode::REQUEST_TIMEOUT,
             RequestError::NotAQueryOverGet | RequestError::HeadNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+impl ReloadError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReloadError::Invalid(_) => "CONFIG_INVALID",
+            ReloadError::RestartRequired { .. } => "CONFIG_RESTART_REQUIRED",
         }
     }
 }

@@ -1,18 +1,22 @@
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use clap::Parser;
 use ledger_gateway::cli::{CheckConfigArgs, Cli, Command, MockArgs, ServeArgs};
 use ledger_gateway::config::Config;
 use ledger_gateway::mock::{Mock, MockOptions};
+use ledger_gateway::server::reload::Gateway;
 use tracing::{error, info};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    ledger_gateway::telemetry::init();
     let result = match Cli::parse().command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => serve(args).await,
-        Command::CheckConfig(args) => check_config(args),
-        Command::Mock(args) => mock(args).await,
+        Command::CheckConfig(args) => logs_only().and_then(|()| check_config(args)),
+        Command::Mock(args) => match logs_only() {
+            Ok(()) => mock(args).await,
+            Err(message) => Err(message),
+        },
         Command::PrintSchema => {
             print!("{}", ledger_gateway::schema::sdl());
             Ok(())
@@ -21,6 +25,9 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(message) => {
+            // Start-up may fail before the configuration that sets up
+            // logging is known.
+            let _ = logs_only();
             error!(%message, "ledger-gateway stopped");
             eprintln!("error: {message}");
             std::process::ExitCode::FAILURE
@@ -28,21 +35,37 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+fn logs_only() -> Result<(), String> {
+    ledger_gateway::telemetry::init(None).map(|_| ()).map_err(|e| e.to_string())
+}
+
 async fn serve(args: ServeArgs) -> Result<(), String> {
+    let demo = args.runs_demo(Config::in_environment());
     // Kept alive for the whole run: dropping it stops the mock upstreams.
-    let (mut config, _demo_mock) = if args.runs_demo(Config::in_environment()) {
+    let demo_mock = if demo {
         let addr = args.mock_listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
-        let mock = Mock::start_on(addr, MockOptions::default()).await.map_err(|e| format!("mock upstreams: {e}"))?;
-        let config = Config::load_demo(args.config.as_deref(), mock.sources_config()).map_err(|e| e.to_string())?;
-        info!(addr = %mock.addr, "demo mode: mock upstreams started");
-        (config, Some(mock))
+        Some(Mock::start_on(addr, MockOptions::default()).await.map_err(|e| format!("mock upstreams: {e}"))?)
     } else {
-        (Config::load(args.config.as_deref()).map_err(|e| e.to_string())?, None)
+        None
     };
-    if let Some(listen) = args.listen {
-        config.server.listen = listen;
+    let mock_sources = demo_mock.as_ref().map(Mock::sources_config);
+    // The same file, environment and flags at start-up and on every reload.
+    let load = move || -> Result<Config, ledger_gateway::config::ConfigError> {
+        let mut config = match &mock_sources {
+            Some(sources) => Config::load_demo(args.config.as_deref(), sources.clone())?,
+            None => Config::load(args.config.as_deref())?,
+        };
+        if let Some(listen) = args.listen {
+            config.server.listen = listen;
+        }
+        Ok(config)
+    };
+    let config = load().map_err(|e| e.to_string())?;
+    let telemetry = ledger_gateway::telemetry::init(config.telemetry.otlp.as_ref()).map_err(|e| e.to_string())?;
+    if let Some(mock) = &demo_mock {
+        info!(addr = %mock.addr, "demo mode: mock upstreams started");
     }
-    let app = ledger_gateway::app(&config).map_err(|e| e.to_string())?;
+    let gateway = Gateway::new(config.clone(), Box::new(load)).map_err(|e| e.to_string())?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| format!("listen on {}: {e}", config.server.listen))?;
@@ -51,9 +74,32 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if config.server.graphiql {
         info!(url = %format!("http://{addr}/"), "GraphiQL ready: open this in a browser");
     }
-    ledger_gateway::server::listen::serve(listener, app, &config.server, shutdown_signal())
+    let reloads = tokio::spawn(reload_on_hangup(gateway.clone()));
+    let served = ledger_gateway::server::listen::serve(listener, gateway.router(), &config.server, shutdown_signal())
         .await
-        .map_err(|e| e.to_string())
+        .map_err(|e| e.to_string());
+    reloads.abort();
+    // Spans of the last requests included.
+    telemetry.shutdown();
+    served
+}
+
+/// Reloads the configuration on every SIGHUP; a refused reload is logged
+/// and changes nothing.
+async fn reload_on_hangup(gateway: Arc<Gateway>) {
+    #[cfg(unix)]
+    {
+        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            error!("cannot listen for SIGHUP: reload only through /admin/reload");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            info!("SIGHUP: reloading the configuration");
+            let _ = gateway.reload_and_log().await;
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = gateway;
 }
 
 /// Prints the effective configuration as TOML; `Config` serializes every

@@ -2,6 +2,7 @@
 //! browsers, health, readiness and metrics.
 
 pub mod listen;
+pub mod reload;
 pub mod request;
 pub mod response;
 
@@ -21,6 +22,8 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
+use futures::future::join_all;
+use tracing::Instrument;
 
 use crate::config::{Config, ServerConfig};
 use crate::schema::limits::Limits;
@@ -173,15 +176,35 @@ fn advice(error: &RequestError) -> Option<(HeaderName, &'static str)> {
 }
 
 async fn execute<E: Executor>(state: &AppState<E>, headers: &HeaderMap, batch: BatchRequest) -> Response {
-    let prepare = |request| crate::schema::for_caller(&state.registry, headers, request);
-    let batch = match batch {
-        BatchRequest::Single(request) => BatchRequest::Single(prepare(request)),
-        BatchRequest::Batch(requests) => BatchRequest::Batch(requests.into_iter().map(prepare).collect()),
-    };
     // Every upstream call the request makes fits in this deadline.
     let deadline = tokio::time::Instant::now() + state.request_timeout;
-    let response = crate::upstream::deadline::within(deadline, state.schema.execute_batch(batch)).await;
+    let run = |request| crate::upstream::deadline::within(deadline, execute_one(state, headers, request));
+    // Concurrently, in order, as async-graphql's own `execute_batch` does.
+    let response = match batch {
+        BatchRequest::Single(request) => BatchResponse::Single(run(request).await),
+        BatchRequest::Batch(requests) => BatchResponse::Batch(join_all(requests.into_iter().map(run)).await),
+    };
     respond(headers, response)
+}
+
+/// One operation, with its caller's credentials and loaders, in its own
+/// `graphql.request` span.
+async fn execute_one<E: Executor>(
+    state: &AppState<E>,
+    headers: &HeaderMap,
+    mut request: async_graphql::Request,
+) -> async_graphql::Response {
+    let span = crate::telemetry::graphql_request(headers);
+    if !span.is_disabled() {
+        let ty = state.limits.operation_type(&mut request).map(|ty| ty.to_string());
+        crate::telemetry::record_operation(&span, ty.as_deref(), request.operation_name.as_deref());
+    }
+    let request = crate::schema::for_caller(&state.registry, headers, request);
+    let response = state.schema.execute(request).instrument(span.clone()).await;
+    if response.is_err() {
+        span.record("otel.status_code", "ERROR");
+    }
+    response
 }
 
 /// Answers in the media type the client prefers, with the status GraphQL
