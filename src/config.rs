@@ -232,7 +232,8 @@ impl ServerConfig {
             return Err(ConfigError::Invalid { key, message });
         }
         let token = self.admin_token.as_ref().map(|token| token.expose_secret());
-        if token.is_some_and(|token| token.len() < MIN_ADMIN_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic())) {
+        if token.is_some_and(|token| token.len() < MIN_ADMIN_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
             let message = format!("must be at least {MIN_ADMIN_TOKEN_LEN} visible ASCII characters, without spaces");
             return Err(ConfigError::Invalid { key: "server.admin_token", message });
         }

@@ -66,6 +66,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         info!(addr = %mock.addr, "demo mode: mock upstreams started");
     }
     let gateway = Gateway::new(config.clone(), Box::new(load)).map_err(|e| e.to_string())?;
+    let reloads = tokio::spawn(reload_on_hangup(gateway.clone())?);
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(config.server.listen)
         .await
         .map_err(|e| format!("listen on {}: {e}", config.server.listen))?;
@@ -74,8 +76,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     if config.server.graphiql {
         info!(url = %format!("http://{addr}/"), "GraphiQL ready: open this in a browser");
     }
-    let reloads = tokio::spawn(reload_on_hangup(gateway.clone()));
-    let served = ledger_gateway::server::listen::serve(listener, gateway.router(), &config.server, shutdown_signal())
+    let served = ledger_gateway::server::listen::serve(listener, gateway.router(), &config.server, shutdown)
         .await
         .map_err(|e| e.to_string());
     reloads.abort();
@@ -84,22 +85,21 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     served
 }
 
-/// Reloads the configuration on every SIGHUP; a refused reload is logged
-/// and changes nothing.
-async fn reload_on_hangup(gateway: Arc<Gateway>) {
+/// Reloads the configuration on every SIGHUP, listened for from now on; a
+/// refused reload is logged and changes nothing.
+fn reload_on_hangup(gateway: Arc<Gateway>) -> Result<impl std::future::Future<Output = ()>, String> {
     #[cfg(unix)]
-    {
-        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
-            error!("cannot listen for SIGHUP: reload only through /admin/reload");
-            return;
-        };
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| format!("cannot listen for SIGHUP: {e}"))?;
+    Ok(async move {
+        #[cfg(unix)]
         while hangups.recv().await.is_some() {
             info!("SIGHUP: reloading the configuration");
             let _ = gateway.reload_and_log().await;
         }
-    }
-    #[cfg(not(unix))]
-    let _ = gateway;
+        #[cfg(not(unix))]
+        let _ = gateway;
+    })
 }
 
 /// Prints the effective configuration as TOML; `Config` serializes every
@@ -113,26 +113,31 @@ fn check_config(args: CheckConfigArgs) -> Result<(), String> {
 async fn mock(args: MockArgs) -> Result<(), String> {
     let options = MockOptions { entries: args.entries, seed: args.seed, ..MockOptions::default() };
     let mock = Mock::start_on(args.listen, options).await.map_err(|e| format!("mock upstreams: {e}"))?;
+    let shutdown = shutdown_signal()?;
     info!(addr = %mock.addr, "listening");
-    shutdown_signal().await;
+    shutdown.await;
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// The shutdown signal (Ctrl-C or SIGTERM), listened for from now on: a
+/// signal that arrives before the server runs is not lost, nor does it kill
+/// the process the default way.
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };
     #[cfg(unix)]
-    let terminate = async {
-        if let Ok(mut signal) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            signal.recv().await;
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+    Ok(async move {
+        #[cfg(unix)]
+        let terminate = terminate.recv();
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = terminate => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = terminate => {},
-    }
-    info!("shutting down");
+        info!("shutting down");
+    })
 }

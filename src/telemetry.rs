@@ -136,7 +136,7 @@ pub fn entity_batch(source: &SourceName, entity: &'static str, keys: usize) -> S
         "entity.batch",
         source = %source,
         entity,
-        keys,
+        keys = keys as i64,
         error.code = Empty,
         otel.status_code = Empty,
     )
@@ -155,7 +155,7 @@ pub fn upstream_call(source: &SourceName, route: &'static str) -> Span {
         route,
         http.request.method = "GET",
         http.response.status_code = Empty,
-        attempt = 0,
+        attempt = Empty,
         cache_hit = Empty,
         error.code = Empty,
         otel.status_code = Empty,

@@ -25,8 +25,8 @@ use super::stale::StaleAnswers;
 use crate::model::{self, SourceName};
 use crate::sources::lookup::{self, Entity};
 use crate::sources::registry::traced;
-use crate::telemetry;
 use crate::sources::{Caller, Registry, Source};
+use crate::telemetry;
 use crate::upstream::{Credentials, Resource, UpstreamCache, UpstreamError};
 
 /// What every loader of one source needs.

@@ -106,7 +106,11 @@ pub async fn serve(
     let all_closed = slots.acquire_many(config.max_connections as u32);
     if tokio::time::timeout(config.shutdown_grace(), all_closed).await.is_err() {
         let open = config.max_connections - slots.available_permits();
-        tracing::warn!(open, grace_ms = config.shutdown_grace_ms, "shutdown grace over: closing connections still open");
+        tracing::warn!(
+            open,
+            grace_ms = config.shutdown_grace_ms,
+            "shutdown grace over: closing connections still open"
+        );
     }
     Ok(())
 }

@@ -208,7 +208,11 @@ impl UpstreamClient {
             super::cache::reuse_json(&self.source, &call.url, fetch, |body| decode(body).map_err(|f| self.error(f)))
                 .instrument(span.clone())
                 .await;
-        span.record("cache_hit", !sent.load(Ordering::Relaxed));
+        let hit = !sent.load(Ordering::Relaxed);
+        span.record("cache_hit", hit);
+        if hit {
+            span.record("attempt", 0_i64);
+        }
         if let Err(error) = &result {
             telemetry::record_error(&span, crate::error::upstream_code(&error.failure));
         }
@@ -321,7 +325,7 @@ impl UpstreamClient {
         if timeout.is_zero() {
             return Err(UpstreamFailure::Timeout);
         }
-        Span::current().record("attempt", attempt + 1);
+        Span::current().record("attempt", i64::from(attempt) + 1);
         let result = self.attempt(call, timeout).await.and_then(decode);
         let outcome = match &result {
             // Cut short by our own deadline: says nothing about the upstream.
@@ -350,7 +354,7 @@ impl UpstreamClient {
         let request = self.http.request(call.method.clone(), call.url.clone()).headers(headers).timeout(timeout);
         let response = request.send().await.map_err(|e| self.transport_failure(call, &e))?;
         let status = response.status();
-        Span::current().record("http.response.status_code", status.as_u16());
+        Span::current().record("http.response.status_code", i64::from(status.as_u16()));
         metrics::counter!("upstream_requests_total", "source" => self.source.to_string(), "route" => call.route, "status" => status.as_u16().to_string()).increment(1);
         let headers = response.headers().clone();
         let now = self.clock.now();

@@ -43,6 +43,9 @@ mod isolation;
 mod items;
 /// Paging the merged ledger: exactly once, newest first, every filter.
 mod ledger_entries;
+/// The binary's lifecycle: graceful shutdown, reload on SIGHUP and
+/// `/admin/reload`, what a reload refuses.
+mod lifecycle;
 /// Hostile input: query limits, CSRF, production switches, panics.
 mod limits;
 /// The merged ledger across sources: exactly once, in order, counts.
@@ -57,3 +60,5 @@ mod scale;
 /// HTTP statuses: request errors are 4xx (or 200 as `application/json`)
 /// without `data`, executed requests and batches 200.
 mod statuses;
+/// Traces: the OTLP export's span tree, `traceparent` continued and sent upstream.
+mod traces;
