@@ -52,6 +52,8 @@ mod limits;
 mod merged;
 /// Pennylane: dated then undated entries, amounts from lines, pushdown, errors, its mock's wire format.
 mod pennylane;
+/// The configuration as documented: the example file, README's reference.
+mod reference;
 /// Repeated selections: identical ones run once; the fields an operation or
 /// a batch runs are bounded.
 mod repeated;
