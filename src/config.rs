@@ -1166,4 +1166,53 @@ credentials = { api_key = "hunter2", access_token = "t" }"#,
         let toml = WMS.replace("https://x.example", "https://user:hunter2@x.example");
         assert_eq!(error(&toml), "sources.wms: base_url must not carry credentials: put them in credentials");
     }
+
+    #[test]
+    fn lifecycle_and_trace_settings_are_checked_naming_the_key() {
+        let cases = [
+            ("[server]\nshutdown_grace_ms = 600001", "server.shutdown_grace_ms: must be between 0 and 600000"),
+            (
+                "[server]\nadmin_token = \"short\"",
+                "server.admin_token: must be at least 16 visible ASCII characters, without spaces",
+            ),
+            (
+                "[server]\nadmin_token = \"long enough but spaced\"",
+                "server.admin_token: must be at least 16 visible ASCII characters, without spaces",
+            ),
+            ("[telemetry.otlp]\nendpoint = \"ftp://c.example\"", "telemetry.otlp.endpoint: must be http or https"),
+            (
+                "[telemetry.otlp]\nendpoint = \"http://c.example\"\nsampling_ratio = 1.5",
+                "telemetry.otlp.sampling_ratio: must be between 0.0 and 1.0",
+            ),
+            (
+                "[telemetry.otlp]\nendpoint = \"http://c.example\"\nservice_name = \" \"",
+                "telemetry.otlp.service_name: must not be empty",
+            ),
+            (
+                "[telemetry.otlp]\nendpoint = \"http://c.example\"\ntimeout_ms = 0",
+                "telemetry.otlp.timeout_ms: must be between 1 and 600000",
+            ),
+        ];
+        for (toml, expected) in cases {
+            assert_eq!(parse_with_source(toml).unwrap_err().to_string(), expected, "{toml}");
+        }
+        let grpc = parse_with_source("[telemetry.otlp]\nendpoint = \"http://c.example\"\nprotocol = \"grpc\"");
+        let grpc = grpc.unwrap_err().to_string();
+        assert!(grpc.contains("unknown variant") && grpc.contains("http/protobuf"), "{grpc}");
+        let config = parse_with_source("[telemetry.otlp]\nendpoint = \"http://c.example:4318/\"").unwrap();
+        assert_eq!(config.telemetry.otlp.unwrap().traces_url(), "http://c.example:4318/v1/traces");
+    }
+
+    #[test]
+    fn a_reload_names_every_setting_only_a_restart_applies() {
+        let running = parse_with_source("").unwrap();
+        let changed = parse_with_source(
+            "[server]\nlisten = \"127.0.0.1:1\"\nshutdown_grace_ms = 1\nrequest_timeout_ms = 20000\n\
+             [telemetry.otlp]\nendpoint = \"http://c.example\"",
+        )
+        .unwrap();
+        assert_eq!(running.restart_only_changes(&changed), ["server.listen", "server.shutdown_grace_ms", "telemetry"]);
+        let reloadable = parse_with_source("[limits]\nmax_batch = 2\n[server]\nadmin_token = \"0123456789abcdef\"");
+        assert!(running.restart_only_changes(&reloadable.unwrap()).is_empty());
+    }
 }
