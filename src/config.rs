@@ -109,6 +109,8 @@ pub struct Config {
     pub sources: BTreeMap<String, SourceConfig>,
     /// The shared upstream cache: size bound and time-to-live per resource.
     pub cache: CacheConfig,
+    /// Traces (OpenTelemetry); off unless `[telemetry.otlp]` is configured.
+    pub telemetry: TelemetryConfig,
     /// Where "now" comes from. Not a setting: the system clock, except in
     /// tests, which fix it.
     #[serde(skip)]
@@ -158,6 +160,13 @@ pub struct ServerConfig {
     /// refused) unless configured.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cors: Option<CorsConfig>,
+    /// On SIGTERM or Ctrl-C, how long requests in flight may still run,
+    /// milliseconds; connections still open then are closed.
+    pub shutdown_grace_ms: u64,
+    /// Bearer token that `POST /admin/reload` requires; unset: the route
+    /// does not exist (404). At least 16 characters.
+    #[serde(serialize_with = "redacted_secret")]
+    pub admin_token: Option<SecretString>,
 }
 
 /// Automatic persisted queries (Apollo's protocol): the store every caller
@@ -287,9 +296,14 @@ impl Default for ServerConfig {
             max_headers: 100,
             persisted_queries: PersistedQueriesConfig::default(),
             cors: None,
+            shutdown_grace_ms: 10_000,
+            admin_token: None,
         }
     }
 }
+
+/// Shortest `server.admin_token`: guessing it must be hopeless.
+const MIN_ADMIN_TOKEN_LEN: usize = 16;
 
 /// hyper refuses request targets longer than this itself, with an empty
 /// 414, before any handler could answer in JSON.
@@ -312,8 +326,12 @@ impl ServerConfig {
         Duration::from_millis(self.body_read_timeout_ms)
     }
 
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_millis(self.shutdown_grace_ms)
+    }
+
     /// Each server setting with the range it must lie in.
-    fn bounds(&self) -> [Bound; 10] {
+    fn bounds(&self) -> [Bound; 11] {
         const HOUR_MS: u64 = 3_600_000;
         let persisted = &self.persisted_queries;
         [
@@ -328,14 +346,21 @@ impl ServerConfig {
             Bound::new("server.max_headers", self.max_headers as u64, 8..=10_000),
             Bound::new("server.persisted_queries.max_entries", persisted.max_entries, 1..=10_000_000),
             Bound::new("server.persisted_queries.max_bytes", persisted.max_bytes, 1024..=MAX_PERSISTED_BYTES),
+            Bound::new("server.shutdown_grace_ms", self.shutdown_grace_ms, 0..=MAX_WAIT_MS),
         ]
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        match first_violation(self.bounds()) {
-            Some((key, message)) => Err(ConfigError::Invalid { key, message }),
-            None => Ok(()),
+        if let Some((key, message)) = first_violation(self.bounds()) {
+            return Err(ConfigError::Invalid { key, message });
         }
+        let token = self.admin_token.as_ref().map(|token| token.expose_secret());
+        if token.is_some_and(|token| token.len() < MIN_ADMIN_TOKEN_LEN || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            let message = format!("must be at least {MIN_ADMIN_TOKEN_LEN} visible ASCII characters, without spaces");
+            return Err(ConfigError::Invalid { key: "server.admin_token", message });
+        }
+        Ok(())
     }
 }
 
@@ -499,6 +524,85 @@ pub struct CacheTtlOverride {
     pub stale_if_error_secs: Option<u64>,
 }
 
+/// Traces. Logging is set by `RUST_LOG` and `LOG_FORMAT` (see `telemetry`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// Export spans over OTLP; unset: no exporter, no trace propagation.
+    pub otlp: Option<OtlpConfig>,
+}
+
+/// Where and how spans are exported.
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct OtlpConfig {
+    /// The collector's OTLP/HTTP base URL (`http://otel-collector:4318`);
+    /// spans are POSTed to `{endpoint}/v1/traces`.
+    pub endpoint: Url,
+    /// The OTLP transport.
+    #[serde(default)]
+    pub protocol: OtlpProtocol,
+    /// Share of new traces recorded, 0.0 to 1.0; a caller's `traceparent`
+    /// decides for the traces it continues.
+    #[serde(default = "OtlpConfig::default_sampling_ratio")]
+    pub sampling_ratio: f64,
+    /// `service.name` of every span.
+    #[serde(default = "OtlpConfig::default_service_name")]
+    pub service_name: String,
+    /// Deadline of one export request, milliseconds.
+    #[serde(default = "OtlpConfig::default_timeout_ms")]
+    pub timeout_ms: u64,
+}
+
+/// OTLP transports. gRPC is not offered: it needs tonic's HTTP/2 stack and
+/// an exporter on the async runtime, for what OTLP/HTTP already carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+pub enum OtlpProtocol {
+    #[default]
+    #[serde(rename = "http/protobuf")]
+    HttpProtobuf,
+}
+
+impl OtlpConfig {
+    fn default_sampling_ratio() -> f64 {
+        1.0
+    }
+
+    fn default_service_name() -> String {
+        "ledger-gateway".to_owned()
+    }
+
+    fn default_timeout_ms() -> u64 {
+        10_000
+    }
+
+    pub fn timeout(&self) -> Duration {
+        Duration::from_millis(self.timeout_ms)
+    }
+
+    /// Where spans are sent.
+    pub fn traces_url(&self) -> String {
+        format!("{}/v1/traces", self.endpoint.as_str().trim_end_matches('/'))
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| Err(ConfigError::Invalid { key, message: message.to_owned() });
+        if !matches!(self.endpoint.scheme(), "http" | "https") {
+            return invalid("telemetry.otlp.endpoint", "must be http or https");
+        }
+        if !(0.0..=1.0).contains(&self.sampling_ratio) {
+            return invalid("telemetry.otlp.sampling_ratio", "must be between 0.0 and 1.0");
+        }
+        if self.service_name.trim().is_empty() {
+            return invalid("telemetry.otlp.service_name", "must not be empty");
+        }
+        match first_violation([Bound::new("telemetry.otlp.timeout_ms", self.timeout_ms, 1..=MAX_WAIT_MS)]) {
+            Some((key, message)) => Err(ConfigError::Invalid { key, message }),
+            None => Ok(()),
+        }
+    }
+}
+
 /// One upstream.
 #[derive(Clone, Debug, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -533,6 +637,13 @@ pub struct SourceConfig {
     /// `https://api.businesscentral.dynamics.com/.default`).
     #[serde(default)]
     pub scope: Option<String>,
+}
+
+fn redacted_secret<S: serde::Serializer>(secret: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
+    match secret {
+        Some(_) => serializer.serialize_some("[redacted]"),
+        None => serializer.serialize_none(),
+    }
 }
 
 fn redacted<S: serde::Serializer>(fields: &BTreeMap<String, SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
@@ -832,6 +943,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.limits.validate()?;
         self.server.validate()?;
+        if let Some(otlp) = &self.telemetry.otlp {
+            otlp.validate()?;
+        }
         if self.sources.is_empty() {
             return Err(ConfigError::NoSources);
         }
@@ -850,6 +964,27 @@ impl Config {
             }
         }
         self.validate_cache()
+    }
+
+    /// The settings that differ in `next` but only take effect at start-up:
+    /// the listening socket, the accept loop's connection settings, the
+    /// shutdown grace and the trace exporter.
+    pub fn restart_only_changes(&self, next: &Config) -> Vec<&'static str> {
+        let (now, then) = (&self.server, &next.server);
+        [
+            ("server.listen", now.listen != then.listen),
+            ("server.max_connections", now.max_connections != then.max_connections),
+            ("server.header_read_timeout_ms", now.header_read_timeout_ms != then.header_read_timeout_ms),
+            ("server.keep_alive_timeout_ms", now.keep_alive_timeout_ms != then.keep_alive_timeout_ms),
+            ("server.max_uri_bytes", now.max_uri_bytes != then.max_uri_bytes),
+            ("server.max_header_bytes", now.max_header_bytes != then.max_header_bytes),
+            ("server.max_headers", now.max_headers != then.max_headers),
+            ("server.shutdown_grace_ms", now.shutdown_grace_ms != then.shutdown_grace_ms),
+            ("telemetry", self.telemetry != next.telemetry),
+        ]
+        .into_iter()
+        .filter_map(|(key, changed)| changed.then_some(key))
+        .collect()
     }
 
     fn validate_cache(&self) -> Result<(), ConfigError> {
@@ -1400,5 +1535,54 @@ credentials = { api_key = "hunter2", access_token = "t" }"#,
     fn a_base_url_carrying_credentials_is_refused() {
         let toml = WMS.replace("https://x.example", "https://user:hunter2@x.example");
         assert_eq!(error(&toml), "sources.wms: base_url must not carry credentials: put them in credentials");
+    }
+
+    #[test]
+    fn lifecycle_and_trace_settings_are_checked_naming_the_key() {
+        let cases = [
+            ("[server]\nshutdown_grace_ms = 600001", "server.shutdown_grace_ms: must be between 0 and 600000"),
+            (
+                "[server]\nadmin_token = \"short\"",
+                "server.admin_token: must be at least 16 visible ASCII characters, without spaces",
+            ),
+            (
+                "[server]\nadmin_token = \"long enough but spaced\"",
+                "server.admin_token: must be at least 16 visible ASCII characters, without spaces",
+            ),
+            ("[telemetry.otlp]\nendpoint = \"ftp://c.example\"", "telemetry.otlp.endpoint: must be http or https"),
+            (
+                "[telemetry.otlp]\nendpoint = \"http://c.example\"\nsampling_ratio = 1.5",
+                "telemetry.otlp.sampling_ratio: must be between 0.0 and 1.0",
+            ),
+            (
+                "[telemetry.otlp]\nendpoint = \"http://c.example\"\nservice_name = \" \"",
+                "telemetry.otlp.service_name: must not be empty",
+            ),
+            (
+                "[telemetry.otlp]\nendpoint = \"http://c.example\"\ntimeout_ms = 0",
+                "telemetry.otlp.timeout_ms: must be between 1 and 600000",
+            ),
+        ];
+        for (toml, expected) in cases {
+            assert_eq!(parse_with_source(toml).unwrap_err().to_string(), expected, "{toml}");
+        }
+        let grpc = parse_with_source("[telemetry.otlp]\nendpoint = \"http://c.example\"\nprotocol = \"grpc\"");
+        let grpc = grpc.unwrap_err().to_string();
+        assert!(grpc.contains("unknown variant") && grpc.contains("http/protobuf"), "{grpc}");
+        let config = parse_with_source("[telemetry.otlp]\nendpoint = \"http://c.example:4318/\"").unwrap();
+        assert_eq!(config.telemetry.otlp.unwrap().traces_url(), "http://c.example:4318/v1/traces");
+    }
+
+    #[test]
+    fn a_reload_names_every_setting_only_a_restart_applies() {
+        let running = parse_with_source("").unwrap();
+        let changed = parse_with_source(
+            "[server]\nlisten = \"127.0.0.1:1\"\nshutdown_grace_ms = 1\nrequest_timeout_ms = 20000\n\
+             [telemetry.otlp]\nendpoint = \"http://c.example\"",
+        )
+        .unwrap();
+        assert_eq!(running.restart_only_changes(&changed), ["server.listen", "server.shutdown_grace_ms", "telemetry"]);
+        let reloadable = parse_with_source("[limits]\nmax_batch = 2\n[server]\nadmin_token = \"0123456789abcdef\"");
+        assert!(running.restart_only_changes(&reloadable.unwrap()).is_empty());
     }
 }

@@ -10,6 +10,7 @@ use axum::http::StatusCode;
 use crate::ledger::CursorError;
 use crate::schema::limits::LimitError;
 use crate::server::persisted::PersistedQueryError;
+use crate::server::reload::ReloadError;
 use crate::server::request::RequestError;
 use crate::upstream::{UpstreamError, UpstreamFailure};
 
@@ -170,6 +171,15 @@ impl PersistedQueryError {
         let mut error = ServerError::new(self.to_string(), None);
         error.extensions.get_or_insert_with(Default::default).set("code", self.code());
         error
+    }
+}
+
+impl ReloadError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            ReloadError::Invalid(_) => "CONFIG_INVALID",
+            ReloadError::RestartRequired { .. } => "CONFIG_RESTART_REQUIRED",
+        }
     }
 }
 

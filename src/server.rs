@@ -6,6 +6,7 @@ pub mod guard;
 pub mod head;
 pub mod listen;
 pub mod persisted;
+pub mod reload;
 pub mod request;
 pub mod response;
 
@@ -26,6 +27,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
+use tracing::Instrument;
 
 use crate::config::{Config, ServerConfig};
 use crate::schema::limits::Limits;
@@ -237,8 +239,7 @@ fn deadline<E>(state: &AppState<E>) -> tokio::time::Instant {
 /// Runs one operation as its caller, then registers its persisted query.
 async fn run<E: Executor>(state: &AppState<E>, headers: &HeaderMap, resolved: Resolved) -> async_graphql::Response {
     let (request, registration) = resolved.into_parts();
-    let request = crate::schema::for_caller(&state.registry, headers, request);
-    let response = state.schema.execute(request).await;
+    let response = execute_one(state, headers, request).await;
     state.persisted.settle(registration, &response).await;
     response
 }
@@ -253,6 +254,26 @@ fn persisted_error(headers: &HeaderMap, error: PersistedQueryError) -> Response 
 /// The response of an operation refused before it ran: its error alone.
 fn refused(error: PersistedQueryError) -> async_graphql::Response {
     async_graphql::Response::from_errors(vec![error.into_server_error()])
+}
+
+/// One operation, with its caller's credentials and loaders, in its own
+/// `graphql.request` span.
+async fn execute_one<E: Executor>(
+    state: &AppState<E>,
+    headers: &HeaderMap,
+    mut request: async_graphql::Request,
+) -> async_graphql::Response {
+    let span = crate::telemetry::graphql_request(headers);
+    if !span.is_disabled() {
+        let ty = state.limits.operation_type(&mut request).map(|ty| ty.to_string());
+        crate::telemetry::record_operation(&span, ty.as_deref(), request.operation_name.as_deref());
+    }
+    let request = crate::schema::for_caller(&state.registry, headers, request);
+    let response = state.schema.execute(request).instrument(span.clone()).await;
+    if response.is_err() {
+        span.record("otel.status_code", "ERROR");
+    }
+    response
 }
 
 /// Answers in the media type the client prefers, with the status GraphQL

@@ -60,6 +60,9 @@ pub struct RecordedRequest {
     pub path: String,
     /// The decoded query parameters, in order.
     pub query: Vec<(String, String)>,
+    /// The W3C trace context the request carried (no secret in it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
 }
 
 /// How many recent requests the mock remembers.
@@ -200,6 +203,7 @@ async fn count_request(State(state): State<Arc<MockState>>, request: Request, ne
         method: request.method().to_string(),
         path: request.uri().path().to_owned(),
         query: url::form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes()).into_owned().collect(),
+        traceparent: request.headers().get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned),
     };
     state.record(request.method().as_str(), &route, recorded);
     next.run(request).await

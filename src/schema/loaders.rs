@@ -25,7 +25,9 @@ use futures::future::join_all;
 use super::stale::StaleAnswers;
 use crate::model::{self, SourceName};
 use crate::sources::lookup::{self, Entity};
+use crate::sources::registry::traced;
 use crate::sources::{Caller, Registry, Source};
+use crate::telemetry;
 use crate::upstream::{Credentials, Resource, UpstreamCache, UpstreamError};
 
 /// What every loader of one source needs.
@@ -52,8 +54,12 @@ impl<E: Entity> Loader<String> for EntityLoader<E> {
 
     async fn load(&self, keys: &[String]) -> Result<HashMap<String, Option<Arc<E>>>, UpstreamError> {
         let binding = &self.binding;
-        let credentials = binding.credentials.as_ref().map_err(Clone::clone)?;
-        let mut found = lookup::lookup::<E>(&binding.source, credentials, &binding.cache, keys).await?;
+        let span = telemetry::entity_batch(binding.source.name(), E::RESOURCE.label(), keys.len());
+        let lookup = async {
+            let credentials = binding.credentials.as_ref().map_err(Clone::clone)?;
+            lookup::lookup::<E>(&binding.source, credentials, &binding.cache, keys).await
+        };
+        let mut found = traced(span, lookup).await?;
         binding.stale.note(binding.source.name(), E::RESOURCE, found.stale_age);
         Ok(keys.iter().map(|key| (key.clone(), found.values.remove(key))).collect())
     }

@@ -58,8 +58,10 @@ impl Dropped {
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
 /// Serves `router` on `listener` until `shutdown` completes, then stops
-/// accepting, lets every open connection finish its request and returns
-/// once all are closed.
+/// accepting (closing the listener), lets every open connection finish its
+/// request and returns once all are closed, or when
+/// `server.shutdown_grace_ms` is over; the caller then ends the process,
+/// which closes whatever is left.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
@@ -94,10 +96,23 @@ pub async fn serve(
             drop(slot);
         });
     }
+    // Closed now, not when this function returns: a client connecting
+    // while requests drain is refused at once instead of waiting in the
+    // backlog for an accept that never comes.
+    drop(listener);
+    tracing::info!("stopped accepting connections");
     let _ = stop.send(true);
     // Every connection holds a slot until it ends: having them all back
     // means every connection is closed.
-    let _all = slots.acquire_many(config.max_connections as u32).await;
+    let all_closed = slots.acquire_many(config.max_connections as u32);
+    if tokio::time::timeout(config.shutdown_grace(), all_closed).await.is_err() {
+        let open = config.max_connections - slots.available_permits();
+        tracing::warn!(
+            open,
+            grace_ms = config.shutdown_grace_ms,
+            "shutdown grace over: closing connections still open"
+        );
+    }
     Ok(())
 }
 

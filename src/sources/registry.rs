@@ -3,19 +3,30 @@
 //! merges them into one page.
 
 use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
 use std::sync::Arc;
 
 use axum::http::HeaderMap;
 use futures::future::join_all;
 use secrecy::SecretString;
-use tracing::instrument;
+use tracing::{instrument, Instrument, Span};
 
 use super::{bigledger, business_central, next_entries, pennylane, trackstar, Source};
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, SourceConfig};
 use crate::ledger::{merge, plan, Cursor, LedgerFilter, MergedPage};
 use crate::model::{LedgerEntry, SourceKind, SourceName};
+use crate::telemetry;
 use crate::upstream::{Credentials, FingerprintKey, UpstreamCache, UpstreamError, UpstreamFailure};
+
+/// `read` inside `span`, which records how it failed.
+pub async fn traced<T>(span: Span, read: impl Future<Output = Result<T, UpstreamError>>) -> Result<T, UpstreamError> {
+    let result = read.instrument(span.clone()).await;
+    if let Err(error) = &result {
+        telemetry::record_error(&span, crate::error::upstream_code(&error.failure));
+    }
+    result
+}
 
 /// Builds the connector for one configured source: the one place that knows
 /// every kind.
@@ -207,11 +218,12 @@ impl Registry {
             let plan = plan(name, source.capabilities(), filter)?;
             let position = after.and_then(|c| c.position_for(name).cloned());
             let hint = after.and_then(|c| c.hints.get(name).cloned());
-            Some(async move {
+            let read = async move {
                 let credentials = caller.credentials(source.name())?;
                 let read = next_entries(source.as_ref(), credentials, plan, position, first, hint);
                 self.cache.reusing_ledger(credentials, read).await
-            })
+            };
+            Some(traced(telemetry::source_read(source.name(), "ledger_page"), read))
         });
         let mut pages = Vec::new();
         let mut errors = Vec::new();
@@ -234,8 +246,11 @@ impl Registry {
         native_id: &str,
     ) -> Result<Option<LedgerEntry>, UpstreamError> {
         let Some(source) = self.get(source) else { return Ok(None) };
-        let credentials = caller.credentials(source.name())?;
-        self.cache.reusing_ledger(credentials, source.entry(credentials, native_id)).await
+        let read = async {
+            let credentials = caller.credentials(source.name())?;
+            self.cache.reusing_ledger(credentials, source.entry(credentials, native_id)).await
+        };
+        traced(telemetry::source_read(source.name(), "entry"), read).await
     }
 
     /// Exact total across the sources `filter` reaches; `None` when any of
@@ -243,14 +258,15 @@ impl Registry {
     pub async fn total_count(&self, caller: &Caller, filter: &LedgerFilter) -> Result<Option<u64>, UpstreamError> {
         let counts = self.sources().filter_map(|source| {
             let plan = plan(source.name().as_str(), source.capabilities(), filter)?;
-            Some(async move {
+            let read = async move {
                 // A residual makes the upstream's count an overcount.
                 if plan.residual != Default::default() {
                     return Ok(None);
                 }
                 let credentials = caller.credentials(source.name())?;
                 self.cache.reusing_ledger(credentials, source.count(credentials, &plan.filter)).await
-            })
+            };
+            Some(traced(telemetry::source_read(source.name(), "count"), read))
         });
         let mut total = Some(0u64);
         for count in join_all(counts).await {

@@ -14,6 +14,7 @@
 //!    jittered backoff or the upstream's `Retry-After`, within the retry
 //!    budget and the deadline (`retry`).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +22,7 @@ use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
 use tokio::time::Instant;
-use tracing::{debug, warn};
+use tracing::{debug, warn, Instrument, Span};
 use url::Url;
 
 use super::auth::Fingerprint;
@@ -32,6 +33,7 @@ use super::retry::{self, Backoff, RetryBudget};
 use super::{budget, deadline};
 use crate::clock::Clock;
 use crate::model::SourceName;
+use crate::telemetry;
 
 /// How a source's HTTP calls behave. Set per source in config.
 #[derive(Clone, Debug)]
@@ -201,13 +203,32 @@ impl UpstreamClient {
     /// A body that does not decode is `BadResponse`, never a serde message.
     pub async fn get_json<T: DeserializeOwned>(&self, call: &Call) -> Result<T, UpstreamError> {
         let decode = |body: &[u8]| self.decode::<T>(call, body);
+        let span = telemetry::upstream_call(&self.source, call.route);
+        // Whether this call sent anything: the cache, or another request's
+        // identical fetch, may answer it instead.
+        let sent = AtomicBool::new(false);
         // Within a ledger read, the same caller's identical GET is answered
         // from the shared cache for a few seconds (see `cache::reuse_json`);
         // the body is kept for that (moved, not copied), decoded once per
         // attempt here so a malformed one counts against the source like any
         // failure.
-        let fetch = self.execute(call, |body: Vec<u8>| Ok((decode(&body)?, body)));
-        super::cache::reuse_json(&self.source, &call.url, fetch, |body| decode(body).map_err(|f| self.error(f))).await
+        let fetch = async {
+            sent.store(true, Ordering::Relaxed);
+            self.execute(call, |body: Vec<u8>| Ok((decode(&body)?, body))).await
+        };
+        let result =
+            super::cache::reuse_json(&self.source, &call.url, fetch, |body| decode(body).map_err(|f| self.error(f)))
+                .instrument(span.clone())
+                .await;
+        let hit = !sent.load(Ordering::Relaxed);
+        span.record("cache_hit", hit);
+        if hit {
+            span.record("attempt", 0_i64);
+        }
+        if let Err(error) = &result {
+            telemetry::record_error(&span, crate::error::upstream_code(&error.failure));
+        }
+        result
     }
 
     /// Makes `call` and decodes the JSON body, never from or into the
@@ -233,7 +254,7 @@ impl UpstreamClient {
         let mut attempt = 0;
         let mut last_failure = None;
         loop {
-            let failure = match self.guarded_attempt(call, deadline, &decode).await {
+            let failure = match self.guarded_attempt(call, deadline, attempt, &decode).await {
                 Ok(value) => return Ok(value),
                 // When our own failures opened the circuit, report them.
                 Err(open @ UpstreamFailure::CircuitOpen { .. }) => return Err(self.error(last_failure.unwrap_or(open))),
@@ -284,6 +305,7 @@ impl UpstreamClient {
         &self,
         call: &Call,
         deadline: Option<Instant>,
+        attempt: u32,
         decode: &impl Fn(Vec<u8>) -> Result<T, UpstreamFailure>,
     ) -> Result<T, UpstreamFailure> {
         if deadline.is_some_and(|deadline| deadline <= Instant::now()) {
@@ -321,6 +343,7 @@ impl UpstreamClient {
         if timeout.is_zero() {
             return Err(UpstreamFailure::Timeout);
         }
+        Span::current().record("attempt", i64::from(attempt) + 1);
         let result = self.attempt(call, timeout).await.and_then(decode);
         let outcome = match &result {
             // Cut short by our own deadline: says nothing about the upstream.
@@ -344,13 +367,15 @@ impl UpstreamClient {
     }
 
     async fn attempt(&self, call: &Call, timeout: Duration) -> Result<Vec<u8>, UpstreamFailure> {
-        let mut request =
-            self.http.request(call.method.clone(), call.url.clone()).headers(call.headers.clone()).timeout(timeout);
+        let mut headers = call.headers.clone();
+        telemetry::inject_trace_context(&mut headers);
+        let mut request = self.http.request(call.method.clone(), call.url.clone()).headers(headers).timeout(timeout);
         if let Some(form) = &call.form {
             request = request.body(form.clone());
         }
         let response = request.send().await.map_err(|e| self.transport_failure(call, &e))?;
         let status = response.status();
+        Span::current().record("http.response.status_code", i64::from(status.as_u16()));
         metrics::counter!("upstream_requests_total", "source" => self.source.to_string(), "route" => call.route, "status" => status.as_u16().to_string()).increment(1);
         let headers = response.headers().clone();
         let now = self.clock.now();

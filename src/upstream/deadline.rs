@@ -50,6 +50,9 @@ where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
+    // The span goes along too, so a loader batch's trace hangs under the
+    // request that caused it.
+    let work = tracing::Instrument::in_current_span(work);
     match current() {
         Some(deadline) => tokio::spawn(DEADLINE.scope(deadline, work)),
         None => tokio::spawn(work),

@@ -12,14 +12,14 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 /// Far more than any start-up takes; only a hang reaches it.
-const WAIT: Duration = Duration::from_secs(60);
+pub const WAIT: Duration = Duration::from_secs(60);
 
-fn binary() -> PathBuf {
+pub fn binary() -> PathBuf {
     std::env::var_os("LEDGER_GATEWAY_BIN").map_or_else(|| env!("CARGO_BIN_EXE_ledger-gateway").into(), PathBuf::from)
 }
 
 /// The binary with `args` and only the `env` given (plus logging at info).
-fn gateway(args: &[&str], env: &[(&str, &str)]) -> Command {
+pub fn gateway(args: &[&str], env: &[(&str, &str)]) -> Command {
     let mut command = Command::new(binary());
     command.args(args).env_clear().env("RUST_LOG", "info").env("NO_COLOR", "1").envs(env.iter().copied());
     command.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
@@ -27,7 +27,7 @@ fn gateway(args: &[&str], env: &[(&str, &str)]) -> Command {
 }
 
 /// A configuration file named for the test that writes it.
-fn config_file(name: &str, toml: &str) -> String {
+pub fn config_file(name: &str, toml: &str) -> String {
     let path = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.toml"));
     std::fs::write(&path, toml).unwrap();
     path.to_str().unwrap().to_owned()
@@ -35,7 +35,7 @@ fn config_file(name: &str, toml: &str) -> String {
 
 /// Runs a command that must exit by itself; a hang (a gateway that started
 /// serving after all) is killed and fails the test.
-fn run_to_exit(mut command: Command) -> Output {
+pub fn run_to_exit(mut command: Command) -> Output {
     let mut child = command.spawn().expect("the gateway binary starts");
     let started = Instant::now();
     while child.try_wait().unwrap().is_none() {
@@ -48,7 +48,7 @@ fn run_to_exit(mut command: Command) -> Output {
     child.wait_with_output().unwrap()
 }
 
-fn text(bytes: &[u8]) -> String {
+pub fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
@@ -122,14 +122,14 @@ fn check_config_reads_the_safelist_as_serving_would() {
 }
 
 /// A gateway child that is killed when dropped, with its log lines.
-struct Running {
+pub struct Running {
     child: Child,
     lines: mpsc::Receiver<String>,
     log: Vec<String>,
 }
 
 impl Running {
-    fn start(mut command: Command) -> Self {
+    pub fn start(mut command: Command) -> Self {
         let mut child = command.spawn().expect("the gateway binary starts");
         let (sender, lines) = mpsc::channel();
         let stderr = BufReader::new(child.stderr.take().unwrap());
@@ -138,7 +138,7 @@ impl Running {
     }
 
     /// The first log line containing `text`, within [`WAIT`].
-    fn line_with(&mut self, text: &str) -> String {
+    pub fn line_with(&mut self, text: &str) -> String {
         let deadline = Instant::now() + WAIT;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -150,8 +150,39 @@ impl Running {
         }
     }
 
+    /// Sends `signal` (`HUP`, `TERM`...) to the child.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill").arg(format!("-{signal}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success(), "kill -{signal}");
+    }
+
+    /// The address the child logged it listens on.
+    pub fn listening_addr(&mut self) -> String {
+        let listening = self.line_with("listening");
+        listening.rsplit("addr=").next().unwrap().trim().to_owned()
+    }
+
+    /// Waits (at most [`WAIT`]) for the child to exit by itself; returns its
+    /// exit code and every line it logged.
+    pub fn wait_exit(mut self) -> (Option<i32>, Vec<String>) {
+        let started = Instant::now();
+        let status = loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(started.elapsed() < WAIT, "the gateway did not exit:\n{}", self.log.join("\n"));
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut log = std::mem::take(&mut self.log);
+        // The reader thread ends with the child's stderr.
+        while let Ok(line) = self.lines.recv_timeout(WAIT) {
+            log.push(line);
+        }
+        (status.code(), log)
+    }
+
     /// Stops the child and returns every line it logged.
-    fn stop(mut self) -> Vec<String> {
+    pub fn stop(mut self) -> Vec<String> {
         self.child.kill().unwrap();
         self.child.wait().unwrap();
         let mut log = std::mem::take(&mut self.log);

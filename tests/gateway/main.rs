@@ -48,6 +48,9 @@ mod isolation;
 mod items;
 /// Paging the merged ledger: exactly once, newest first, every filter.
 mod ledger_entries;
+/// The binary's lifecycle: graceful shutdown, reload on SIGHUP and
+/// `/admin/reload`, what a reload refuses.
+mod lifecycle;
 /// Hostile input: query limits, CSRF, production switches, panics.
 mod limits;
 /// The merged ledger across sources: exactly once, in order, counts.
@@ -59,6 +62,8 @@ mod pennylane;
 /// Automatic persisted queries: POST and GET by hash, registration, hash
 /// mismatches, the store's bounds, batches, metrics and the safelist.
 mod persisted;
+/// The configuration as documented: the example file, README's reference.
+mod reference;
 /// Repeated selections: identical ones run once; the fields an operation or
 /// a batch runs are bounded.
 mod repeated;
@@ -69,3 +74,5 @@ mod scale;
 mod statuses;
 /// The window walk: what pages cost in upstream calls.
 mod walk;
+/// Traces: the OTLP export's span tree, `traceparent` continued and sent upstream.
+mod traces;
