@@ -2,17 +2,19 @@ use std::net::SocketAddr;
 
 use clap::Parser;
 use ledger_gateway::cli::{CheckConfigArgs, Cli, Command, MockArgs, ServeArgs};
-use ledger_gateway::config::Config;
+use ledger_gateway::config::{Config, LogFormat};
 use ledger_gateway::mock::{Mock, MockOptions};
 use tracing::{error, info};
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    ledger_gateway::telemetry::init();
     let result = match Cli::parse().command.unwrap_or(Command::Serve(ServeArgs::default())) {
         Command::Serve(args) => serve(args).await,
         Command::CheckConfig(args) => check_config(args),
-        Command::Mock(args) => mock(args).await,
+        Command::Mock(args) => {
+            ledger_gateway::telemetry::init(LogFormat::default());
+            mock(args).await
+        }
         Command::PrintSchema => {
             print!("{}", ledger_gateway::schema::sdl());
             Ok(())
@@ -34,10 +36,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         let addr = args.mock_listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 0)));
         let mock = Mock::start_on(addr, MockOptions::default()).await.map_err(|e| format!("mock upstreams: {e}"))?;
         let config = Config::load_demo(args.config.as_deref(), mock.sources_config()).map_err(|e| e.to_string())?;
+        ledger_gateway::telemetry::init(config.telemetry.log_format);
         info!(addr = %mock.addr, "demo mode: mock upstreams started");
         (config, Some(mock))
     } else {
-        (Config::load(args.config.as_deref()).map_err(|e| e.to_string())?, None)
+        let config = Config::load(args.config.as_deref()).map_err(|e| e.to_string())?;
+        ledger_gateway::telemetry::init(config.telemetry.log_format);
+        (config, None)
     };
     if let Some(listen) = args.listen {
         config.server.listen = listen;

@@ -5,7 +5,7 @@ pub mod listen;
 pub mod request;
 pub mod response;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::parser::types::OperationType;
@@ -17,7 +17,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -25,6 +24,8 @@ use tower_http::trace::TraceLayer;
 use crate::config::{Config, ServerConfig};
 use crate::schema::limits::Limits;
 use crate::sources::Registry;
+use crate::telemetry::metrics::OperationLabels;
+use crate::telemetry::request::{self as request_log, OperationSlot};
 use request::RequestError;
 
 /// The example GraphiQL opens with.
@@ -59,7 +60,7 @@ pub fn router<E: Executor>(schema: E, registry: Arc<Registry>, config: &Config) 
         .route("/graphql", get(graphql_get::<E>).post(graphql_post::<E>).head(graphql_head))
         .route("/health", get(health))
         .route("/ready", get(ready::<E>))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics::<E>))
         .with_state(state)
         .merge(crate::graphiql::assets_router())
         // For any extractor that buffers a body; `/graphql` reads its own,
@@ -79,12 +80,18 @@ pub fn router<E: Executor>(schema: E, registry: Arc<Registry>, config: &Config) 
             tracing::error!(panic = %message, "request handler panicked");
             graphql_error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error")
         }))
+        // Outermost: a panic's 500 gets the request id and its log line too.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(OperationLabels::new(config.telemetry.max_operation_names)),
+            request_log::layer,
+        ))
 }
 
 /// Every route's request head within `[server]`'s URI and header limits.
 async fn check_head(State(config): State<Arc<ServerConfig>>, request: Request, next: Next) -> Response {
     match request::check_head(request.uri(), request.headers(), &config) {
         Ok(()) => next.run(request).await,
+        Err(error) if request.uri().path() == "/graphql" => graphql_refusal(&error),
         Err(error) => request_error(&error),
     }
 }
@@ -117,11 +124,11 @@ async fn graphql_get<E: Executor>(
     }
     let mut request = match request::decode_query_string(&query, &state.limits) {
         Ok(request) => request,
-        Err(error) => return request_error(&error),
+        Err(error) => return graphql_refusal(&error),
     };
     // Unknown or unparsable operations fall through: execution reports them.
     if state.limits.operation_type(&mut request).is_some_and(|ty| ty != OperationType::Query) {
-        return request_error(&RequestError::NotAQueryOverGet);
+        return graphql_refusal(&RequestError::NotAQueryOverGet);
     }
     execute(&state, &headers, BatchRequest::Single(request)).await
 }
@@ -130,7 +137,7 @@ async fn graphql_get<E: Executor>(
 /// default), which would execute the query, upstream calls included, to
 /// send back its headers alone.
 async fn graphql_head() -> Response {
-    request_error(&RequestError::HeadNotAllowed)
+    graphql_refusal(&RequestError::HeadNotAllowed)
 }
 
 async fn graphql_post<E: Executor>(State(state): State<AppState<E>>, headers: HeaderMap, body: Body) -> Response {
@@ -147,9 +154,15 @@ async fn graphql_post<E: Executor>(State(state): State<AppState<E>>, headers: He
             if matches!(error, RequestError::BodyTimeout { .. }) {
                 listen::Dropped::BodyTimeout.count();
             }
-            request_error(&error)
+            graphql_refusal(&error)
         }
     }
+}
+
+/// A GraphQL request refused before it ran: logged as one.
+fn graphql_refusal(error: &RequestError) -> Response {
+    request_log::refused(error.code());
+    request_error(error)
 }
 
 fn request_error(error: &RequestError) -> Response {
@@ -173,14 +186,21 @@ fn advice(error: &RequestError) -> Option<(HeaderName, &'static str)> {
 }
 
 async fn execute<E: Executor>(state: &AppState<E>, headers: &HeaderMap, batch: BatchRequest) -> Response {
-    let prepare = |request| crate::schema::for_caller(&state.registry, headers, request);
+    let mut slots = Vec::new();
+    let mut prepare = |request| {
+        let slot = OperationSlot::default();
+        slots.push(slot.clone());
+        crate::schema::for_caller(&state.registry, headers, request).data(slot)
+    };
     let batch = match batch {
         BatchRequest::Single(request) => BatchRequest::Single(prepare(request)),
-        BatchRequest::Batch(requests) => BatchRequest::Batch(requests.into_iter().map(prepare).collect()),
+        BatchRequest::Batch(requests) => BatchRequest::Batch(requests.into_iter().map(&mut prepare).collect()),
     };
+    request_log::begin_graphql(&slots, matches!(batch, BatchRequest::Batch(_)));
     // Every upstream call the request makes fits in this deadline.
     let deadline = tokio::time::Instant::now() + state.request_timeout;
     let response = crate::upstream::deadline::within(deadline, state.schema.execute_batch(batch)).await;
+    request_log::finish_graphql(&response);
     respond(headers, response)
 }
 
@@ -222,26 +242,9 @@ async fn ready<E>(State(state): State<AppState<E>>) -> Response {
     (status, Json(json!({"ready": all_ready, "sources": sources}))).into_response()
 }
 
-/// The process-wide Prometheus recorder: metrics are global, so every app
-/// in the process (tests start many) shares one.
-fn prometheus() -> Option<&'static PrometheusHandle> {
-    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).ok().map(|_| handle)
-        })
-        .as_ref()
-}
-
-pub fn init_metrics() {
-    let _ = prometheus();
-}
-
-async fn metrics() -> Response {
-    match prometheus() {
-        Some(handle) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response(),
+async fn metrics<E>(State(state): State<AppState<E>>) -> Response {
+    match crate::telemetry::metrics::render(&state.registry) {
+        Some(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder unavailable").into_response(),
     }
 }
