@@ -79,8 +79,11 @@ fn recorded_headers(headers: &axum::http::HeaderMap) -> Vec<(String, String)> {
     headers
         .iter()
         .map(|(name, value)| {
-            let value =
-                if is_credential(name.as_str()) { REDACTED.to_owned() } else { String::from_utf8_lossy(value.as_bytes()).into_owned() };
+            let value = if is_credential(name.as_str()) {
+                REDACTED.to_owned()
+            } else {
+                String::from_utf8_lossy(value.as_bytes()).into_owned()
+            };
             (name.as_str().to_owned(), value)
         })
         .collect()

@@ -203,12 +203,11 @@ pub fn finish_graphql(response: &BatchResponse) {
         (1, Some(only)) => only,
         _ => "partial",
     };
-    let codes = responses.iter().flat_map(|r| &r.errors).filter_map(|error| {
-        match error.extensions.as_ref()?.get("code")? {
+    let codes =
+        responses.iter().flat_map(|r| &r.errors).filter_map(|error| match error.extensions.as_ref()?.get("code")? {
             Value::String(code) => Some(code.clone()),
             _ => None,
-        }
-    });
+        });
     if let Some(context) = current() {
         context.summary(|summary| {
             summary.error_codes.extend(codes);
@@ -252,7 +251,13 @@ pub async fn layer(State(labels): State<Arc<OperationLabels>>, request: Request,
     response
 }
 
-fn log_graphql(context: &RequestContext, mut summary: Summary, status: StatusCode, started: Instant, labels: &OperationLabels) {
+fn log_graphql(
+    context: &RequestContext,
+    mut summary: Summary,
+    status: StatusCode,
+    started: Instant,
+    labels: &OperationLabels,
+) {
     let elapsed = started.elapsed();
     let operations: Vec<Operation> = summary.operations.iter().map(OperationSlot::get).collect();
     if status.is_server_error() && summary.error_codes.is_empty() {
@@ -310,7 +315,9 @@ mod tests {
         assert_eq!((id.to_str().unwrap(), origin), ("req-42.a_b:c", IdOrigin::Caller));
         let longest = "a".repeat(MAX_REQUEST_ID_LEN);
         assert_eq!(request_id(&with_id(&[&longest])).1, IdOrigin::Caller);
-        for unusable in [&["a".repeat(MAX_REQUEST_ID_LEN + 1)][..], &["".to_owned()], &["a b".to_owned()], &["<x>".to_owned()]] {
+        for unusable in
+            [&["a".repeat(MAX_REQUEST_ID_LEN + 1)][..], &["".to_owned()], &["a b".to_owned()], &["<x>".to_owned()]]
+        {
             let values: Vec<&str> = unusable.iter().map(String::as_str).collect();
             let (id, origin) = request_id(&with_id(&values));
             assert_eq!(origin, IdOrigin::Replaced, "{values:?}");

@@ -352,6 +352,11 @@ impl UpstreamClient {
             _ => "rate_limited",
         };
         debug!(source = %self.source, route = call.route, reason, "upstream call refused before sending");
+        // Our own limiter and the request's budget say nothing of the
+        // source; an open circuit is what callers of it now get.
+        if let (UpstreamFailure::CircuitOpen { .. }, Some(verdict)) = (failure, Verdict::of(Err(failure))) {
+            self.guards.health.record(&call.fingerprint, verdict, self.clock.now());
+        }
         metrics::counter!("upstream_refused_total", "source" => self.source.to_string(), "reason" => reason)
             .increment(1);
     }

@@ -36,8 +36,9 @@ pub enum Verdict {
 }
 
 impl Verdict {
-    /// `None` for an attempt that was never sent or that our own deadline
-    /// cut short: it says nothing about the source.
+    /// `None` for what says nothing about the source: a call refused for
+    /// the request's own reasons (its budget, no credentials). An open
+    /// circuit is a failure: the caller's call failed with `CIRCUIT_OPEN`.
     pub fn of(result: Result<(), &UpstreamFailure>) -> Option<Self> {
         let failure = match result {
             Ok(()) => return Some(Verdict::Answered),
@@ -53,10 +54,10 @@ impl Verdict {
             | UpstreamFailure::RateLimited { .. }
             | UpstreamFailure::Timeout
             | UpstreamFailure::Unavailable
-            | UpstreamFailure::BadResponse => Some(Verdict::Failed(crate::error::upstream_code(failure))),
+            | UpstreamFailure::BadResponse
+            | UpstreamFailure::CircuitOpen { .. } => Some(Verdict::Failed(crate::error::upstream_code(failure))),
             UpstreamFailure::MissingCredentials
             | UpstreamFailure::UnusableCredentials
-            | UpstreamFailure::CircuitOpen { .. }
             | UpstreamFailure::BudgetExhausted { .. } => None,
         }
     }

@@ -47,6 +47,9 @@ mod ledger_entries;
 mod limits;
 /// The merged ledger across sources: exactly once, in order, counts.
 mod merged;
+/// Observability: request ids to the upstreams, one log line per request,
+/// the `sources` field against `/ready`, the duration histograms.
+mod observe;
 /// Pennylane: dated then undated entries, amounts from lines, pushdown, errors, its mock's wire format.
 mod pennylane;
 /// Repeated selections: identical ones run once; the fields an operation or
