@@ -25,7 +25,7 @@ RUN apt-get update \
 COPY --from=builder /app/target/release/ledger-gateway /usr/local/bin/ledger-gateway
 USER gateway
 ENV LEDGER_GATEWAY__SERVER__LISTEN=0.0.0.0:8080 \
-    LOG_FORMAT=json
+    LEDGER_GATEWAY__TELEMETRY__LOG_FORMAT=json
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=5s --retries=3 \
     CMD curl -fsS http://127.0.0.1:8080/health || exit 1

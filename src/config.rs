@@ -109,12 +109,42 @@ pub struct Config {
     pub sources: BTreeMap<String, SourceConfig>,
     /// The shared upstream cache: size bound and time-to-live per resource.
     pub cache: CacheConfig,
-    /// Traces (OpenTelemetry); off unless `[telemetry.otlp]` is configured.
+    /// Logs, metrics and traces (OpenTelemetry, off unless `[telemetry.otlp]` is configured).
     pub telemetry: TelemetryConfig,
     /// Where "now" comes from. Not a setting: the system clock, except in
     /// tests, which fix it.
     #[serde(skip)]
     pub clock: Clock,
+}
+
+/// Largest `telemetry.max_operation_names`.
+const MAX_OPERATION_NAMES: u64 = 10_000;
+
+#[derive(Clone, Debug, PartialEq, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// How log lines are written to stderr: `text` or `json` (one object a line).
+    pub log_format: LogFormat,
+    /// Distinct operation names that get their own `operation` label on
+    /// `graphql_request_duration_seconds`, first come; later names share
+    /// `(other)`, so callers cannot grow the metrics without bound.
+    pub max_operation_names: usize,
+    /// Export spans over OTLP; unset: no exporter, no trace propagation.
+    pub otlp: Option<OtlpConfig>,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self { log_format: LogFormat::Text, max_operation_names: 100, otlp: None }
+    }
+}
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
 }
 
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -522,14 +552,6 @@ pub struct CacheTtlOverride {
     pub location_ttl_secs: Option<u64>,
     /// Replaces `cache.stale_if_error_secs` for this source.
     pub stale_if_error_secs: Option<u64>,
-}
-
-/// Traces. Logging is set by `RUST_LOG` and `LOG_FORMAT` (see `telemetry`).
-#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct TelemetryConfig {
-    /// Export spans over OTLP; unset: no exporter, no trace propagation.
-    pub otlp: Option<OtlpConfig>,
 }
 
 /// Where and how spans are exported.
@@ -943,6 +965,12 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.limits.validate()?;
         self.server.validate()?;
+        let names = self.telemetry.max_operation_names as u64;
+        if let Some((key, message)) =
+            first_violation([Bound::new("telemetry.max_operation_names", names, 0..=MAX_OPERATION_NAMES)])
+        {
+            return Err(ConfigError::Invalid { key, message });
+        }
         if let Some(otlp) = &self.telemetry.otlp {
             otlp.validate()?;
         }
@@ -1134,6 +1162,18 @@ rate_limit = { requests = 6000, per_ms = 300000, concurrency = 5 }"#,
         assert_eq!(policy.rate_limit, Some(limit));
         // A configured limit wins over the connector's declared one.
         assert_eq!(policy.with_default_rate_limit(RateLimit::new(1, Duration::from_secs(1))).rate_limit, Some(limit));
+    }
+
+    #[test]
+    fn telemetry_settings_are_checked() {
+        let config = parse_with_source("[telemetry]\nlog_format = \"json\"\nmax_operation_names = 0").unwrap();
+        assert_eq!((config.telemetry.log_format, config.telemetry.max_operation_names), (LogFormat::Json, 0));
+        assert_eq!(parse_with_source("").unwrap().telemetry.log_format, LogFormat::Text);
+        assert!(parse_with_source("[telemetry]\nlog_format = \"xml\"").unwrap_err().to_string().contains("xml"));
+        assert_eq!(
+            parse_with_source("[telemetry]\nmax_operation_names = 10001").unwrap_err().to_string(),
+            "telemetry.max_operation_names: must be between 0 and 10000"
+        );
     }
 
     #[test]

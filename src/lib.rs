@@ -52,7 +52,7 @@ use upstream::FingerprintKey;
 /// The whole HTTP application for `config`.
 pub fn app(config: &Config) -> Result<Router, ConfigError> {
     config.validate()?;
-    server::init_metrics();
+    telemetry::metrics::init();
     let registry = Arc::new(Registry::from_config(config, FingerprintKey::random())?);
     let schema = schema::build_schema(registry.clone(), config);
     let persisted = server::persisted::PersistedQueries::new(&config.server.persisted_queries)?;

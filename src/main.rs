@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use clap::Parser;
 use ledger_gateway::cli::{CheckConfigArgs, Cli, Command, MockArgs, ServeArgs};
-use ledger_gateway::config::Config;
+use ledger_gateway::config::{Config, LogFormat};
 use ledger_gateway::mock::{Mock, MockOptions};
 use ledger_gateway::server::persisted::PersistedQueries;
 use ledger_gateway::server::reload::Gateway;
@@ -37,7 +37,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 fn logs_only() -> Result<(), String> {
-    ledger_gateway::telemetry::init(None).map(|_| ()).map_err(|e| e.to_string())
+    ledger_gateway::telemetry::init(LogFormat::default(), None).map(|_| ()).map_err(|e| e.to_string())
 }
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
@@ -62,7 +62,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         Ok(config)
     };
     let config = load().map_err(|e| e.to_string())?;
-    let telemetry = ledger_gateway::telemetry::init(config.telemetry.otlp.as_ref()).map_err(|e| e.to_string())?;
+    let telemetry = ledger_gateway::telemetry::init(config.telemetry.log_format, config.telemetry.otlp.as_ref())
+        .map_err(|e| e.to_string())?;
     if let Some(mock) = &demo_mock {
         info!(addr = %mock.addr, "demo mode: mock upstreams started");
     }

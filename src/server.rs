@@ -10,7 +10,7 @@ pub mod reload;
 pub mod request;
 pub mod response;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::parser::types::OperationType;
@@ -23,7 +23,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use futures::stream::{FuturesOrdered, StreamExt};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::trace::TraceLayer;
@@ -32,6 +31,8 @@ use tracing::Instrument;
 use crate::config::{Config, ServerConfig};
 use crate::schema::limits::Limits;
 use crate::sources::Registry;
+use crate::telemetry::metrics::OperationLabels;
+use crate::telemetry::request::{self as request_log, OperationSlot};
 use persisted::{PersistedQueries, PersistedQueryError, Resolved};
 use request::RequestError;
 
@@ -69,7 +70,7 @@ pub fn router<E: Executor>(schema: E, registry: Arc<Registry>, persisted: Persis
         .route("/graphql", get(graphql_get::<E>).post(graphql_post::<E>).head(graphql_head))
         .route("/health", get(health))
         .route("/ready", get(ready::<E>))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics::<E>))
         .with_state(state)
         .merge(crate::graphiql::assets_router())
         // For any extractor that buffers a body; `/graphql` reads its own,
@@ -95,12 +96,18 @@ pub fn router<E: Executor>(schema: E, registry: Arc<Registry>, persisted: Persis
             tracing::error!(panic = %message, "request handler panicked");
             graphql_error(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", "internal error")
         }))
+        // Outermost: a panic's 500 gets the request id and its log line too.
+        .layer(axum::middleware::from_fn_with_state(
+            Arc::new(OperationLabels::new(config.telemetry.max_operation_names)),
+            request_log::layer,
+        ))
 }
 
 /// Every route's request head within `[server]`'s URI and header limits.
 async fn check_head(State(config): State<Arc<ServerConfig>>, request: Request, next: Next) -> Response {
     match request::check_head(request.uri(), request.headers(), &config) {
         Ok(()) => next.run(request).await,
+        Err(error) if request.uri().path() == "/graphql" => graphql_refusal(&error),
         Err(error) => request_error(&error),
     }
 }
@@ -134,7 +141,7 @@ async fn graphql_get<E: Executor>(
     }
     let request = match request::decode_query_string(&query, &state.limits) {
         Ok(request) => request,
-        Err(error) => return request_error(&error),
+        Err(error) => return graphql_refusal(&error),
     };
     let mut resolved = match state.persisted.resolve(request).await {
         Ok(resolved) => resolved,
@@ -142,7 +149,7 @@ async fn graphql_get<E: Executor>(
     };
     // Unknown or unparsable operations fall through: execution reports them.
     if state.limits.operation_type(&mut resolved.request).is_some_and(|ty| ty != OperationType::Query) {
-        return request_error(&RequestError::NotAQueryOverGet);
+        return graphql_refusal(&RequestError::NotAQueryOverGet);
     }
     execute_single(&state, &headers, resolved).await
 }
@@ -151,7 +158,7 @@ async fn graphql_get<E: Executor>(
 /// default), which would execute the query, upstream calls included, to
 /// send back its headers alone.
 async fn graphql_head() -> Response {
-    request_error(&RequestError::HeadNotAllowed)
+    graphql_refusal(&RequestError::HeadNotAllowed)
 }
 
 async fn graphql_post<E: Executor>(State(state): State<AppState<E>>, headers: HeaderMap, body: Body) -> Response {
@@ -172,9 +179,15 @@ async fn graphql_post<E: Executor>(State(state): State<AppState<E>>, headers: He
             if matches!(error, RequestError::BodyTimeout { .. }) {
                 listen::Dropped::BodyTimeout.count();
             }
-            request_error(&error)
+            graphql_refusal(&error)
         }
     }
+}
+
+/// A GraphQL request refused before it ran: logged as one.
+fn graphql_refusal(error: &RequestError) -> Response {
+    request_log::refused(error.code());
+    request_error(error)
 }
 
 fn request_error(error: &RequestError) -> Response {
@@ -198,8 +211,10 @@ fn advice(error: &RequestError) -> Option<(HeaderName, &'static str)> {
 }
 
 async fn execute_single<E: Executor>(state: &AppState<E>, headers: &HeaderMap, resolved: Resolved) -> Response {
-    let response = crate::upstream::deadline::within(deadline(state), run(state, headers, resolved)).await;
-    respond(headers, BatchResponse::Single(response))
+    let slot = OperationSlot::default();
+    request_log::begin_graphql(std::slice::from_ref(&slot), false);
+    let response = crate::upstream::deadline::within(deadline(state), run(state, headers, resolved, slot)).await;
+    finish(headers, BatchResponse::Single(response))
 }
 
 /// Each operation of a batch is resolved on its own: a persisted query
@@ -215,20 +230,29 @@ async fn execute_batch<E: Executor>(
     }
     let runnable = operations.iter_mut().filter_map(|operation| operation.as_mut().ok());
     if let Err(error) = state.limits.check_batch(runnable.map(|resolved| &mut resolved.request)) {
-        return request_error(&RequestError::Limit(error));
+        return graphql_refusal(&RequestError::Limit(error));
     }
+    let slots: Vec<OperationSlot> = operations.iter().map(|_| OperationSlot::default()).collect();
+    request_log::begin_graphql(&slots, true);
     let responses = operations
         .into_iter()
-        .map(|operation| async move {
+        .zip(slots)
+        .map(|(operation, slot)| async move {
             match operation {
-                Ok(resolved) => run(state, headers, resolved).await,
+                Ok(resolved) => run(state, headers, resolved, slot).await,
                 Err(error) => refused(error),
             }
         })
         .collect::<FuturesOrdered<_>>()
         .collect();
     let responses = crate::upstream::deadline::within(deadline(state), responses).await;
-    respond(headers, BatchResponse::Batch(responses))
+    finish(headers, BatchResponse::Batch(responses))
+}
+
+/// Logs what the executed request answered, then answers it.
+fn finish(headers: &HeaderMap, response: BatchResponse) -> Response {
+    request_log::finish_graphql(&response);
+    respond(headers, response)
 }
 
 /// Every upstream call the request makes fits in this deadline.
@@ -237,9 +261,14 @@ fn deadline<E>(state: &AppState<E>) -> tokio::time::Instant {
 }
 
 /// Runs one operation as its caller, then registers its persisted query.
-async fn run<E: Executor>(state: &AppState<E>, headers: &HeaderMap, resolved: Resolved) -> async_graphql::Response {
+async fn run<E: Executor>(
+    state: &AppState<E>,
+    headers: &HeaderMap,
+    resolved: Resolved,
+    slot: OperationSlot,
+) -> async_graphql::Response {
     let (request, registration) = resolved.into_parts();
-    let response = execute_one(state, headers, request).await;
+    let response = execute_one(state, headers, request, slot).await;
     state.persisted.settle(registration, &response).await;
     response
 }
@@ -247,6 +276,7 @@ async fn run<E: Executor>(state: &AppState<E>, headers: &HeaderMap, resolved: Re
 /// A refused persisted query, with the status its error gives it whatever
 /// the media type (a miss is a 200 the client acts on).
 fn persisted_error(headers: &HeaderMap, error: PersistedQueryError) -> Response {
+    request_log::refused(error.code());
     let status = error.status();
     reply(headers, status, &BatchResponse::Single(refused(error)))
 }
@@ -257,18 +287,20 @@ fn refused(error: PersistedQueryError) -> async_graphql::Response {
 }
 
 /// One operation, with its caller's credentials and loaders, in its own
-/// `graphql.request` span.
+/// `graphql.request` span; `slot` keeps its name and outcome for the
+/// request log.
 async fn execute_one<E: Executor>(
     state: &AppState<E>,
     headers: &HeaderMap,
     mut request: async_graphql::Request,
+    slot: OperationSlot,
 ) -> async_graphql::Response {
     let span = crate::telemetry::graphql_request(headers);
     if !span.is_disabled() {
         let ty = state.limits.operation_type(&mut request).map(|ty| ty.to_string());
         crate::telemetry::record_operation(&span, ty.as_deref(), request.operation_name.as_deref());
     }
-    let request = crate::schema::for_caller(&state.registry, headers, request);
+    let request = crate::schema::for_caller(&state.registry, headers, request).data(slot);
     let response = state.schema.execute(request).instrument(span.clone()).await;
     if response.is_err() {
         span.record("otel.status_code", "ERROR");
@@ -326,26 +358,9 @@ async fn ready<E>(State(state): State<AppState<E>>) -> Response {
     (status, Json(json!({"ready": all_ready, "sources": sources}))).into_response()
 }
 
-/// The process-wide Prometheus recorder: metrics are global, so every app
-/// in the process (tests start many) shares one.
-fn prometheus() -> Option<&'static PrometheusHandle> {
-    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| {
-            let recorder = PrometheusBuilder::new().build_recorder();
-            let handle = recorder.handle();
-            metrics::set_global_recorder(recorder).ok().map(|_| handle)
-        })
-        .as_ref()
-}
-
-pub fn init_metrics() {
-    let _ = prometheus();
-}
-
-async fn metrics() -> Response {
-    match prometheus() {
-        Some(handle) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], handle.render()).into_response(),
+async fn metrics<E>(State(state): State<AppState<E>>) -> Response {
+    match crate::telemetry::metrics::render(&state.registry) {
+        Some(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder unavailable").into_response(),
     }
 }

@@ -1,5 +1,6 @@
-//! Logs and traces. Logs: `RUST_LOG` filters (default `info`), JSON with
-//! `LOG_FORMAT=json`. Traces: the spans made here (target [`SPANS`]) go to an
+//! Logs, metrics and traces. Logs: `RUST_LOG` filters (default `info`), text
+//! or JSON lines on stderr per `telemetry.log_format`; each request's id and
+//! log line are in [`request`], the metrics in [`metrics`]. Traces: the spans made here (target [`SPANS`]) go to an
 //! OpenTelemetry exporter when `[telemetry.otlp]` is configured, and to
 //! nothing else, so log lines look the same with tracing on or off; with it
 //! off no layer wants them and they cost what a disabled span costs.
@@ -7,6 +8,9 @@
 //! Span tree of one request: `graphql.request` > `source.read` (one per
 //! source a ledger read reaches) and `entity.batch` (one per loader batch)
 //! > `upstream.call` (one per upstream GET, answered from the cache or sent).
+
+pub mod metrics;
+pub mod request;
 
 use opentelemetry::trace::TracerProvider as _;
 use opentelemetry_http::{HeaderExtractor, HeaderInjector};
@@ -17,11 +21,12 @@ use tracing::field::Empty;
 use tracing::{Level, Span};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::filter::{filter_fn, EnvFilter, FilterExt};
+use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::Layer;
 
-use crate::config::{OtlpConfig, OtlpProtocol};
+use crate::config::{LogFormat, OtlpConfig, OtlpProtocol};
 use crate::model::SourceName;
 
 /// The target of every trace span.
@@ -51,20 +56,17 @@ impl Telemetry {
     }
 }
 
-/// Installs logging, and the trace exporter when `otlp` is given. Only the
-/// first call in a process installs anything.
-pub fn init(otlp: Option<&OtlpConfig>) -> Result<Telemetry, TelemetryError> {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Installs logging in `format`, and the trace exporter when `otlp` is
+/// given. Only the first call in a process installs anything.
+pub fn init(format: LogFormat, otlp: Option<&OtlpConfig>) -> Result<Telemetry, TelemetryError> {
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
-    let logs = tracing_subscriber::fmt::layer().with_ansi(ansi).with_writer(std::io::stderr);
-    let logs = if std::env::var("LOG_FORMAT").is_ok_and(|f| f == "json") { logs.json().boxed() } else { logs.boxed() };
-    let logs = logs.with_filter(filter.and(filter_fn(|meta| meta.target() != SPANS)));
     let provider = otlp.map(provider).transpose()?;
     let traces = provider.as_ref().map(|provider| {
         // Warnings and errors logged inside a span become its events.
         let wanted = filter_fn(|meta| meta.target() == SPANS || (meta.is_event() && *meta.level() <= Level::WARN));
         tracing_opentelemetry::layer().with_tracer(provider.tracer("ledger-gateway")).with_filter(wanted)
     });
+    let logs = log_layer(format, ansi, std::io::stderr);
     if tracing_subscriber::registry().with(logs).with(traces).try_init().is_err() {
         return Ok(Telemetry::default());
     }
@@ -72,6 +74,29 @@ pub fn init(otlp: Option<&OtlpConfig>) -> Result<Telemetry, TelemetryError> {
         opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     }
     Ok(Telemetry { provider })
+}
+
+/// Logging alone, as `init` sets it up, writing to `writer` (tests capture it).
+pub fn subscriber<W>(format: LogFormat, ansi: bool, writer: W) -> Box<dyn tracing::Subscriber + Send + Sync>
+where
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    Box::new(tracing_subscriber::registry().with(log_layer(format, ansi, writer)))
+}
+
+/// Log lines, `RUST_LOG` filtered (default `info`), trace spans left out.
+fn log_layer<S, W>(format: LogFormat, ansi: bool, writer: W) -> impl Layer<S> + Send + Sync
+where
+    S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
+    W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt::layer().with_writer(writer);
+    let logs = match format {
+        LogFormat::Json => logs.json().boxed(),
+        LogFormat::Text => logs.with_ansi(ansi).boxed(),
+    };
+    logs.with_filter(filter.and(filter_fn(|meta| meta.target() != SPANS)))
 }
 
 fn provider(config: &OtlpConfig) -> Result<SdkTracerProvider, TelemetryError> {

@@ -1,8 +1,9 @@
 //! The mock upstreams as a library: each upstream's wire format (auth,
 //! pagination, filters, error bodies) over deterministic data, mounted under
 //! `/<upstream>/` on one loopback server. `GET /__mock/stats` counts requests
-//! per upstream and route, `GET /__mock/requests` lists the requests received
-//! (method, path, decoded query), `/__mock/faults` injects faults into any
+//! per upstream and route, `GET /__mock/requests` lists the last 2000 requests
+//! received (method, path, decoded query, headers with credentials
+//! redacted), `/__mock/faults` injects faults into any
 //! dialect (see `faults`), `POST /__mock/reset` clears all three.
 
 // Handlers bail out early with the upstream's own error response; boxing it
@@ -52,7 +53,7 @@ pub struct Stats {
     pub by_upstream: BTreeMap<String, u64>,
 }
 
-/// One request as the mock received it (headers left out: they hold secrets).
+/// One request as the mock received it.
 #[derive(Clone, Debug, Serialize)]
 pub struct RecordedRequest {
     pub method: String,
@@ -63,6 +64,33 @@ pub struct RecordedRequest {
     /// The W3C trace context the request carried (no secret in it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub traceparent: Option<String>,
+    /// The headers, names lowercase, in order; credentials show as
+    /// [`REDACTED`] (see [`is_credential`]).
+    pub headers: Vec<(String, String)>,
+}
+
+/// What a credential header's value is recorded as.
+pub const REDACTED: &str = "[redacted]";
+
+/// Headers that carry credentials in some dialect (or could): never
+/// recorded, so that `/__mock/requests` can be shown anywhere.
+fn is_credential(name: &str) -> bool {
+    const PARTS: [&str; 6] = ["auth", "token", "key", "secret", "password", "cookie"];
+    name == "x-company-id" || PARTS.iter().any(|part| name.contains(part))
+}
+
+fn recorded_headers(headers: &axum::http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(name, value)| {
+            let value = if is_credential(name.as_str()) {
+                REDACTED.to_owned()
+            } else {
+                String::from_utf8_lossy(value.as_bytes()).into_owned()
+            };
+            (name.as_str().to_owned(), value)
+        })
+        .collect()
 }
 
 /// How many recent requests the mock remembers.
@@ -204,6 +232,7 @@ async fn count_request(State(state): State<Arc<MockState>>, request: Request, ne
         path: request.uri().path().to_owned(),
         query: url::form_urlencoded::parse(request.uri().query().unwrap_or_default().as_bytes()).into_owned().collect(),
         traceparent: request.headers().get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        headers: recorded_headers(request.headers()),
     };
     state.record(request.method().as_str(), &route, recorded);
     next.run(request).await

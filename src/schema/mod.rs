@@ -8,6 +8,7 @@ pub mod codes;
 pub mod entry;
 pub mod field_errors;
 pub mod filter;
+pub mod health;
 pub mod inventory;
 pub mod limits;
 pub mod loaders;
@@ -30,6 +31,7 @@ pub type LedgerSchema = Schema<query::Query, EmptyMutation, EmptySubscription>;
 pub fn build_schema(registry: Arc<Registry>, config: &Config) -> LedgerSchema {
     let mut builder = Schema::build(query::Query, EmptyMutation, EmptySubscription)
         .enable_federation()
+        .extension(crate::telemetry::request::RecordOperation)
         .extension(codes::ErrorCodes)
         .extension(field_errors::FieldErrors)
         .extension(stale::StaleNotice)

@@ -71,6 +71,12 @@ impl Query {
         ledger_connection(ctx, filter.unwrap_or_default(), after, first).await
     }
 
+    /// Each configured source's health for the caller's own credentials,
+    /// from what the gateway already holds: it makes no upstream call.
+    async fn sources(&self, ctx: &Context<'_>) -> Result<Vec<super::health::SourceHealth>> {
+        super::health::sources(ctx)
+    }
+
     /// One ledger entry by id (`<source>:<native id>`); null when no source
     /// has it.
     async fn ledger_entry(&self, ctx: &Context<'_>, id: ID) -> Result<Option<LedgerEntry>> {

@@ -167,12 +167,13 @@ mod tests {
     use crate::ledger::{Pushdown, SourceFilter, Support, Watermark};
     use crate::model::{LedgerEntry, SourceKind, SourceName};
     use crate::sources::{Batch, LedgerScan, ScanRequest, SourceInfo};
-    use crate::upstream::FingerprintKey;
+    use crate::upstream::{FingerprintKey, HttpPolicy, UpstreamClient};
 
     /// A source whose item lookups record their keys and how many run at once.
     #[derive(Debug)]
     struct Recording {
         info: SourceInfo,
+        client: UpstreamClient,
         calls: Mutex<Vec<usize>>,
         in_flight: AtomicUsize,
         most_in_flight: AtomicUsize,
@@ -205,6 +206,12 @@ mod tests {
                     },
                     credential_fields: &[],
                 },
+                client: UpstreamClient::new(
+                    SourceName::new("fake"),
+                    HttpPolicy::default(),
+                    |_, _| None,
+                    crate::clock::Clock::System,
+                ),
                 calls: Mutex::default(),
                 in_flight: AtomicUsize::new(0),
                 most_in_flight: AtomicUsize::new(0),
@@ -245,6 +252,9 @@ mod tests {
     impl Source for Recording {
         fn info(&self) -> &SourceInfo {
             &self.info
+        }
+        fn client(&self) -> &UpstreamClient {
+            &self.client
         }
         fn scan<'a>(&'a self, _: &'a Credentials, _: ScanRequest) -> Box<dyn LedgerScan + 'a> {
             Box::new(NoEntries)

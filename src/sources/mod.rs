@@ -19,7 +19,7 @@ use async_trait::async_trait;
 
 use crate::ledger::{Capabilities, Collector, Hint, SourceFilter, SourcePage, SourcePlan, Watermark};
 use crate::model::{Item, LedgerEntry, Location, NodeKind, SortKey, SourceKind, SourceName, StockLevel};
-use crate::upstream::{Credentials, UpstreamError};
+use crate::upstream::{Credentials, UpstreamClient, UpstreamError};
 
 pub use registry::{Caller, Registry};
 
@@ -139,6 +139,10 @@ pub trait Source: Send + Sync + Debug {
 
     /// A cheap authenticated call, for readiness.
     async fn check_ready(&self, credentials: &Credentials) -> Result<(), UpstreamError>;
+
+    /// The client every call of this source goes through: its breakers,
+    /// limits and recorded outcomes are the source's health.
+    fn client(&self) -> &UpstreamClient;
 }
 
 /// The next `want` entries of one source after `position`, pulling batches

@@ -196,6 +196,12 @@ impl Registry {
         self.sources().find(|s| s.name().as_str() == name)
     }
 
+    /// The configured credentials of every source (the service account),
+    /// as a request without forwarded headers gets them.
+    pub fn service_caller(&self) -> Caller {
+        self.caller(&HeaderMap::new())
+    }
+
     /// Resolves every source's credentials for one request.
     pub fn caller(&self, headers: &HeaderMap) -> Caller {
         let credentials =
@@ -280,7 +286,7 @@ impl Registry {
 
     /// Checks every source answers with the configured credentials.
     pub async fn check_ready(&self) -> Vec<(SourceName, Result<(), UpstreamError>)> {
-        let caller = self.caller(&HeaderMap::new());
+        let caller = self.service_caller();
         join_all(self.sources().map(|source| {
             let caller = &caller;
             async move {

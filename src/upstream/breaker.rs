@@ -78,6 +78,27 @@ struct Trial {
     expires: Instant,
 }
 
+/// A circuit as reported (the `sources` field, metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Circuit {
+    Closed,
+    /// Calls fail fast without being sent.
+    Open,
+    /// Cooled down: the next call, or the one in flight, is the trial.
+    HalfOpen,
+}
+
+impl Circuit {
+    /// The value of the `upstream_circuit_state` gauge.
+    pub fn gauge(self) -> f64 {
+        match self {
+            Circuit::Closed => 0.0,
+            Circuit::HalfOpen => 1.0,
+            Circuit::Open => 2.0,
+        }
+    }
+}
+
 /// What [`CircuitBreakers::try_admit`] decided.
 enum Admission<'a> {
     Go(Permit<'a>),
@@ -138,6 +159,27 @@ impl CircuitBreakers {
             if tokio::time::timeout_at(until, settled).await.is_err() && until < expires {
                 return Err(UpstreamFailure::CircuitOpen { retry_after: TRIAL_WAIT });
             }
+        }
+    }
+
+    /// The circuit of `key` now, without admitting anything.
+    pub fn circuit(&self, key: &Fingerprint) -> Circuit {
+        let states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        states.get(key).map_or(Circuit::Closed, |state| Self::report(*state, Instant::now()))
+    }
+
+    /// How many credentials' circuits are not closed.
+    pub fn not_closed(&self) -> usize {
+        let states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        states.values().filter(|state| Self::report(**state, now) != Circuit::Closed).count()
+    }
+
+    fn report(state: State, now: Instant) -> Circuit {
+        match state {
+            State::Closed { .. } => Circuit::Closed,
+            State::Open { until } if now < until => Circuit::Open,
+            State::Open { .. } | State::HalfOpen { .. } => Circuit::HalfOpen,
         }
     }
 
@@ -339,6 +381,21 @@ mod tests {
         trial(&breakers, &a).settle(Outcome::Healthy);
         assert!(is_closed(&breakers, &a) && is_closed(&breakers, &a), "closed again");
         assert!(breakers.states.lock().unwrap().is_empty(), "a closed circuit is not stored");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_reported_circuit_follows_the_state_without_admitting_a_call() {
+        let breakers = breakers();
+        let (a, b) = (key("a"), key("b"));
+        for _ in 0..3 {
+            fail(&breakers, &a, Outcome::Broken);
+        }
+        assert_eq!((breakers.circuit(&a), breakers.circuit(&b)), (Circuit::Open, Circuit::Closed));
+        assert_eq!(breakers.not_closed(), 1);
+        tokio::time::advance(POLICY.cool_down).await;
+        assert_eq!(breakers.circuit(&a), Circuit::HalfOpen, "cooled down: the next call is the trial");
+        trial(&breakers, &a).settle(Outcome::Healthy);
+        assert_eq!((breakers.circuit(&a), breakers.not_closed()), (Circuit::Closed, 0));
     }
 
     #[tokio::test(start_paused = true)]

@@ -43,6 +43,8 @@ pub enum Resource {
 }
 
 impl Resource {
+    pub const ALL: [Resource; 4] = [Resource::Ledger, Resource::Item, Resource::Location, Resource::Stock];
+
     /// The `resource` label of the cache metrics.
     pub fn label(self) -> &'static str {
         match self {
@@ -105,11 +107,25 @@ impl Scope {
     }
 
     fn count(&self, name: &'static str, n: usize) {
+        if name == HITS {
+            crate::telemetry::request::count_cache_hits(n);
+        }
         if n > 0 {
             metrics::counter!(name, "source" => self.source.to_string(), "resource" => self.resource.label())
                 .increment(n as u64);
         }
     }
+}
+
+/// The counter of answers served from the cache; each request's log line counts them too.
+const HITS: &str = "cache_hits_total";
+
+/// What the cache holds of some keys: entries (kept past their
+/// time-to-live for stale-if-error included) and their weight in bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub entries: u64,
+    pub bytes: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -259,6 +275,21 @@ impl UpstreamCache {
         Self { store, flights: Mutex::default(), next_flight: AtomicU64::new(0), defaults, per_source }
     }
 
+    /// What the cache holds per source and resource, of the keys whose
+    /// source and fingerprint `select` picks. One pass over the entries:
+    /// read when metrics are scraped or the `sources` field is asked for.
+    pub fn usage(&self, select: impl Fn(&SourceName, &Fingerprint) -> bool) -> HashMap<(SourceName, Resource), Usage> {
+        let mut usage: HashMap<(SourceName, Resource), Usage> = HashMap::new();
+        for (key, stored) in self.store.iter() {
+            if select(&key.source, &key.fingerprint) {
+                let held = usage.entry((key.source.clone(), key.resource)).or_default();
+                held.entries += 1;
+                held.bytes += u64::from(stored.weight);
+            }
+        }
+        usage
+    }
+
     /// How long `source` keeps answers of `resource`.
     pub fn ttl(&self, source: &SourceName, resource: Resource) -> Duration {
         self.ttls(source, resource).0
@@ -299,7 +330,7 @@ impl UpstreamCache {
                 _ => missing.push(key.clone()),
             }
         }
-        scope.count("cache_hits_total", seen.len() - missing.len());
+        scope.count(HITS, seen.len() - missing.len());
         let mut stale_age = None;
         if missing.is_empty() {
             return Ok(Fetched { values: found, stale_age });
@@ -455,7 +486,7 @@ impl UpstreamCache {
             .await
             .ok_or_else(|| scope.timeout())?
             .map_err(|e| (*e).clone())?;
-        scope.count(if entry.is_fresh() { "cache_misses_total" } else { "cache_hits_total" }, 1);
+        scope.count(if entry.is_fresh() { "cache_misses_total" } else { HITS }, 1);
         match decoded {
             Some(value) => Ok(value),
             None => decode(entry.value().get_ref::<Vec<u8>>().map_or(&[][..], Vec::as_slice)),

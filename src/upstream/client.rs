@@ -26,14 +26,16 @@ use tracing::{debug, warn, Instrument, Span};
 use url::Url;
 
 use super::auth::Fingerprint;
-use super::breaker::{BreakerPolicy, CircuitBreakers, Outcome};
+use super::breaker::{BreakerPolicy, Circuit, CircuitBreakers, Outcome};
 use super::error::{UpstreamError, UpstreamFailure};
-use super::limiter::{RateLimit, RateLimiter};
+use super::health::{Health, Observed, Verdict};
+use super::limiter::{RateLimit, RateLimiter, Remaining};
 use super::retry::{self, Backoff, RetryBudget};
 use super::{budget, deadline};
 use crate::clock::Clock;
 use crate::model::SourceName;
 use crate::telemetry;
+use crate::telemetry::{metrics as telemetry_metrics, request as request_context};
 
 /// How a source's HTTP calls behave. Set per source in config.
 #[derive(Clone, Debug)]
@@ -151,6 +153,16 @@ struct Guards {
     breakers: CircuitBreakers,
     limiter: RateLimiter,
     budget: RetryBudget,
+    health: Health,
+}
+
+/// What the client holds about one credential's calls, read without calling.
+#[derive(Clone, Debug)]
+pub struct CallState {
+    pub circuit: Circuit,
+    /// `None` when the source has no outgoing limit.
+    pub remaining: Option<Remaining>,
+    pub observed: Observed,
 }
 
 /// HTTP client bound to one source.
@@ -186,12 +198,27 @@ impl UpstreamClient {
             ),
             limiter: RateLimiter::new(policy.rate_limit),
             budget: RetryBudget::new(policy.retry_budget_percent, policy.retry_budget_reserve),
+            health: Health::default(),
         });
         Self { http, source, policy, dialect, guards, clock }
     }
 
     pub fn source(&self) -> &SourceName {
         &self.source
+    }
+
+    /// The circuit, quota left and latest outcomes of `fingerprint`'s calls.
+    pub fn state(&self, fingerprint: &Fingerprint) -> CallState {
+        CallState {
+            circuit: self.guards.breakers.circuit(fingerprint),
+            remaining: self.guards.limiter.remaining(fingerprint),
+            observed: self.guards.health.observed(fingerprint),
+        }
+    }
+
+    /// How many credentials' circuits are open or half-open.
+    pub fn circuits_not_closed(&self) -> usize {
+        self.guards.breakers.not_closed()
     }
 
     /// The clock this source reads "now" from.
@@ -345,13 +372,17 @@ impl UpstreamClient {
         }
         Span::current().record("attempt", i64::from(attempt) + 1);
         let result = self.attempt(call, timeout).await.and_then(decode);
+        // Cut short by our own deadline: says nothing about the upstream.
+        let cut_short = matches!(result, Err(UpstreamFailure::Timeout)) && timeout < self.policy.request_timeout;
         let outcome = match &result {
-            // Cut short by our own deadline: says nothing about the upstream.
-            Err(UpstreamFailure::Timeout) if timeout < self.policy.request_timeout => Outcome::Inconclusive,
+            _ if cut_short => Outcome::Inconclusive,
             Err(failure) => Outcome::of(&Err(failure.clone())),
             Ok(_) => Outcome::Healthy,
         };
         permit.settle(outcome);
+        if let Some(verdict) = Verdict::of(result.as_ref().map(|_| ())).filter(|_| !cut_short) {
+            self.guards.health.record(&call.fingerprint, verdict, self.clock.now());
+        }
         result
     }
 
@@ -362,6 +393,11 @@ impl UpstreamClient {
             _ => "rate_limited",
         };
         debug!(source = %self.source, route = call.route, reason, "upstream call refused before sending");
+        // Our own limiter and the request's budget say nothing of the
+        // source; an open circuit is what callers of it now get.
+        if let (UpstreamFailure::CircuitOpen { .. }, Some(verdict)) = (failure, Verdict::of(Err(failure))) {
+            self.guards.health.record(&call.fingerprint, verdict, self.clock.now());
+        }
         metrics::counter!("upstream_refused_total", "source" => self.source.to_string(), "reason" => reason)
             .increment(1);
     }
@@ -369,11 +405,21 @@ impl UpstreamClient {
     async fn attempt(&self, call: &Call, timeout: Duration) -> Result<Vec<u8>, UpstreamFailure> {
         let mut headers = call.headers.clone();
         telemetry::inject_trace_context(&mut headers);
+        request_context::tag_upstream_call(&mut headers);
         let mut request = self.http.request(call.method.clone(), call.url.clone()).headers(headers).timeout(timeout);
         if let Some(form) = &call.form {
             request = request.body(form.clone());
         }
-        let response = request.send().await.map_err(|e| self.transport_failure(call, &e))?;
+        let started = std::time::Instant::now();
+        let response = match request.send().await {
+            Ok(response) => response,
+            Err(error) => {
+                let failure = self.transport_failure(call, &error);
+                let label = if failure == UpstreamFailure::Timeout { "timeout" } else { "network" };
+                telemetry_metrics::upstream_call(&self.source, call.route, label, started.elapsed());
+                return Err(failure);
+            }
+        };
         let status = response.status();
         Span::current().record("http.response.status_code", i64::from(status.as_u16()));
         metrics::counter!("upstream_requests_total", "source" => self.source.to_string(), "route" => call.route, "status" => status.as_u16().to_string()).increment(1);
@@ -382,7 +428,9 @@ impl UpstreamClient {
         if let Some(reset) = retry::quota_reset(&headers, now) {
             self.guards.limiter.pause_until(&call.fingerprint, Instant::now() + reset);
         }
-        let body = self.read_capped(call, response).await?;
+        let body = self.read_capped(call, response).await;
+        telemetry_metrics::upstream_call(&self.source, call.route, status.as_str(), started.elapsed());
+        let body = body?;
         if status.is_success() {
             return Ok(body);
         }

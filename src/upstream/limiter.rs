@@ -122,12 +122,30 @@ impl RateLimiter {
         Some(limit.concurrency.map_or(half(limit.requests), |c| half(c).min(half(limit.requests))))
     }
 
+    /// This key's quota left now; `None` when the source is not limited.
+    /// Reads without registering the key.
+    pub fn remaining(&self, fingerprint: &Fingerprint) -> Option<Remaining> {
+        let limit = self.limit?;
+        let key = self.keys.lock().unwrap_or_else(|p| p.into_inner()).get(fingerprint).cloned();
+        let requests = key.map_or(limit.requests, |key| key.remaining(limit, Instant::now()));
+        Some(Remaining { limit, requests })
+    }
+
     /// Holds every call of this key until `until`, as the upstream asked.
     pub fn pause_until(&self, fingerprint: &Fingerprint, until: Instant) {
         let key = self.key(fingerprint);
         let mut window = key.window.lock().unwrap_or_else(|p| p.into_inner());
         window.paused_until = Some(window.paused_until.map_or(until, |current| current.max(until)));
     }
+}
+
+/// What is left of one key's quota.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Remaining {
+    pub limit: RateLimit,
+    /// Calls that may start now without waiting: zero while an upstream's
+    /// `Retry-After` or reset pauses the key.
+    pub requests: u32,
 }
 
 impl Key {
@@ -161,6 +179,15 @@ impl Key {
             }
         }
         Ok(start)
+    }
+
+    fn remaining(&self, limit: RateLimit, now: Instant) -> u32 {
+        let window = self.window.lock().unwrap_or_else(|p| p.into_inner());
+        if window.paused_until.is_some_and(|until| until > now) {
+            return 0;
+        }
+        let used = window.starts.iter().filter(|start| **start + limit.per > now).count();
+        limit.requests.saturating_sub(u32::try_from(used).unwrap_or(u32::MAX))
     }
 
     fn is_idle(&self, now: Instant, per: Duration) -> bool {
@@ -258,6 +285,22 @@ mod tests {
         let begin = Instant::now();
         limiter.acquire(&a, None).await.unwrap();
         assert_eq!(elapsed_since(begin), Duration::from_secs(30));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_remaining_quota_counts_the_window_and_pauses_per_key() {
+        let limit = RateLimit::new(3, Duration::from_secs(10));
+        let limiter = RateLimiter::new(Some(limit));
+        let (a, b) = (key("a"), key("b"));
+        limiter.acquire(&a, None).await.unwrap();
+        limiter.acquire(&a, None).await.unwrap();
+        assert_eq!(limiter.remaining(&a), Some(Remaining { limit, requests: 1 }));
+        assert_eq!(limiter.remaining(&b), Some(Remaining { limit, requests: 3 }), "another key is untouched");
+        tokio::time::advance(Duration::from_secs(10)).await;
+        assert_eq!(limiter.remaining(&a).unwrap().requests, 3, "the window slid past both calls");
+        limiter.pause_until(&b, Instant::now() + Duration::from_secs(5));
+        assert_eq!(limiter.remaining(&b).unwrap().requests, 0, "paused by the upstream");
+        assert_eq!(RateLimiter::new(None).remaining(&a), None);
     }
 
     #[test]

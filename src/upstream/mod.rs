@@ -12,12 +12,13 @@ pub mod client;
 pub mod deadline;
 pub mod decimal;
 pub mod error;
+pub mod health;
 pub mod limiter;
 pub mod retry;
 
 pub use auth::{sensitive_header, AccessToken, Credentials, Fingerprint, FingerprintKey, TokenCache};
 pub use breaker::BreakerPolicy;
-pub use cache::{Fetched, Resource, Scope, UpstreamCache};
+pub use cache::{Fetched, Resource, Scope, UpstreamCache, Usage};
 pub use client::{Call, HttpPolicy, UpstreamClient};
 pub use error::{UpstreamError, UpstreamFailure};
 pub use limiter::RateLimit;

@@ -23,11 +23,11 @@ mod cli;
 /// Connections: header, body and keep-alive timeouts, the connection
 /// bound, head limits, content codings and HEAD, over raw TCP.
 mod connections;
+/// CORS: preflights and answers for allowed origins, nothing for others, off by default.
+mod cors;
 /// Business Central's sign-in at Entra ID: token reuse, expiry, single
 /// flight, refusals and a slow token endpoint.
 mod entra;
-/// CORS: preflights and answers for allowed origins, nothing for others, off by default.
-mod cors;
 /// Errors: cursor misuse, bad input, upstream failures, all with codes.
 mod errors;
 /// Upstream faults injected by the mock: retries, deadlines, rate limits,
@@ -57,6 +57,9 @@ mod limits;
 mod merged;
 /// Relay's `node` and `nodes`: every type, request order, errors, cost.
 mod nodes;
+/// Observability: request ids to the upstreams, one log line per request,
+/// the `sources` field against `/ready`, the duration histograms.
+mod observe;
 /// Pennylane: dated then undated entries, amounts from lines, pushdown, errors, its mock's wire format.
 mod pennylane;
 /// Automatic persisted queries: POST and GET by hash, registration, hash
@@ -72,7 +75,7 @@ mod scale;
 /// HTTP statuses: request errors are 4xx (or 200 as `application/json`)
 /// without `data`, executed requests and batches 200.
 mod statuses;
-/// The window walk: what pages cost in upstream calls.
-mod walk;
 /// Traces: the OTLP export's span tree, `traceparent` continued and sent upstream.
 mod traces;
+/// The window walk: what pages cost in upstream calls.
+mod walk;

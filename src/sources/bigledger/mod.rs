@@ -432,6 +432,10 @@ impl Source for BigLedger {
         }
     }
 
+    fn client(&self) -> &UpstreamClient {
+        &self.client
+    }
+
     fn scan<'a>(&'a self, credentials: &'a Credentials, request: ScanRequest) -> Box<dyn LedgerScan + 'a> {
         let query = query::ledger_query(&request.filter);
         Box::new(Walk { source: self, credentials, request, query, windows: None })

@@ -400,6 +400,10 @@ impl Source for BusinessCentral {
         }
     }
 
+    fn client(&self) -> &UpstreamClient {
+        &self.client
+    }
+
     fn scan<'a>(&'a self, credentials: &'a Credentials, request: ScanRequest) -> Box<dyn LedgerScan + 'a> {
         let query = self.ledger_query(&request.filter, request.position.as_ref());
         let local = query.local;

@@ -543,6 +543,10 @@ impl Source for Pennylane {
         &self.info
     }
 
+    fn client(&self) -> &UpstreamClient {
+        &self.client
+    }
+
     fn scan<'a>(&'a self, credentials: &'a Credentials, request: ScanRequest) -> Box<dyn LedgerScan + 'a> {
         let stage = first_stage(&request);
         let keep = request.want + 1;

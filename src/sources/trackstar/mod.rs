@@ -251,6 +251,10 @@ impl Source for Trackstar {
         &self.info
     }
 
+    fn client(&self) -> &UpstreamClient {
+        &self.client
+    }
+
     fn scan<'a>(&'a self, credentials: &'a Credentials, request: ScanRequest) -> Box<dyn LedgerScan + 'a> {
         if let Some(ids) = &request.filter.ids {
             return Box::new(IdsScan { source: self, credentials, ids: Some(ids.iter().cloned().collect()) });
