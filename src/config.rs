@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -52,6 +52,8 @@ const MAX_TTL_SECS: u64 = 365 * 86_400;
 const MAX_WINDOW_SECS: u64 = 100 * 365 * 86_400;
 /// Largest upstream body, bytes (1 GiB: it is read into one buffer).
 const MAX_UPSTREAM_BODY_BYTES: u64 = 1 << 30;
+/// Largest persisted query store, bytes (1 GiB; moka weighs entries in `u32`).
+const MAX_PERSISTED_BYTES: u64 = 1 << 30;
 
 /// A numeric setting and the inclusive range it must lie in.
 #[derive(Debug)]
@@ -150,6 +152,28 @@ pub struct ServerConfig {
     pub max_header_bytes: usize,
     /// Most request headers: a 431.
     pub max_headers: usize,
+    /// Automatic persisted queries and the optional safelist.
+    pub persisted_queries: PersistedQueriesConfig,
+}
+
+/// Automatic persisted queries (Apollo's protocol): the store every caller
+/// shares, and the safelist that, when set, replaces it.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PersistedQueriesConfig {
+    /// Most documents the store holds; the least recently used go first.
+    pub max_entries: u64,
+    /// Most bytes of documents (query text and hash) the store holds.
+    pub max_bytes: u64,
+    /// An Apollo persisted query manifest (JSON). When set, only its
+    /// operations run, by id or by exact body, and nothing is registered.
+    pub safelist: Option<PathBuf>,
+}
+
+impl Default for PersistedQueriesConfig {
+    fn default() -> Self {
+        Self { max_entries: 10_000, max_bytes: 16 * 1024 * 1024, safelist: None }
+    }
 }
 
 impl Default for ServerConfig {
@@ -167,6 +191,7 @@ impl Default for ServerConfig {
             max_uri_bytes: 16 * 1024,
             max_header_bytes: 16 * 1024,
             max_headers: 100,
+            persisted_queries: PersistedQueriesConfig::default(),
         }
     }
 }
@@ -193,8 +218,9 @@ impl ServerConfig {
     }
 
     /// Each server setting with the range it must lie in.
-    fn bounds(&self) -> [Bound; 8] {
+    fn bounds(&self) -> [Bound; 10] {
         const HOUR_MS: u64 = 3_600_000;
+        let persisted = &self.persisted_queries;
         [
             Bound::new("server.request_timeout_ms", self.request_timeout_ms, 100..=MAX_WAIT_MS),
             Bound::new("server.max_connections", self.max_connections as u64, 1..=1_000_000),
@@ -205,6 +231,8 @@ impl ServerConfig {
             Bound::new("server.max_uri_bytes", self.max_uri_bytes as u64, 256..=HYPER_MAX_URI_BYTES as u64),
             Bound::new("server.max_header_bytes", self.max_header_bytes as u64, 1024..=1024 * 1024),
             Bound::new("server.max_headers", self.max_headers as u64, 8..=10_000),
+            Bound::new("server.persisted_queries.max_entries", persisted.max_entries, 1..=10_000_000),
+            Bound::new("server.persisted_queries.max_bytes", persisted.max_bytes, 1024..=MAX_PERSISTED_BYTES),
         ]
     }
 

@@ -9,6 +9,7 @@ use axum::http::StatusCode;
 
 use crate::ledger::CursorError;
 use crate::schema::limits::LimitError;
+use crate::server::persisted::PersistedQueryError;
 use crate::server::request::RequestError;
 use crate::upstream::{UpstreamError, UpstreamFailure};
 
@@ -128,6 +129,36 @@ impl RequestError {
             RequestError::NotAQueryOverGet | RequestError::HeadNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             _ => StatusCode::BAD_REQUEST,
         }
+    }
+}
+
+impl PersistedQueryError {
+    pub fn code(&self) -> &'static str {
+        match self {
+            PersistedQueryError::NotFound => "PERSISTED_QUERY_NOT_FOUND",
+            PersistedQueryError::HashMismatch => "PERSISTED_QUERY_HASH_MISMATCH",
+            PersistedQueryError::UnsupportedVersion { .. } => "PERSISTED_QUERY_UNSUPPORTED_VERSION",
+            PersistedQueryError::Malformed => "BAD_REQUEST",
+            PersistedQueryError::NotInSafelist => "PERSISTED_QUERY_NOT_IN_SAFELIST",
+        }
+    }
+
+    /// A miss is a 200 whatever the media type: it is the protocol's
+    /// request to send the query along, and clients may give up on APQ for
+    /// good on a 400 or 500 (apollo-link-persisted-queries, which Apollo
+    /// Client's link grew from, does). The others are refusals.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            PersistedQueryError::NotFound => StatusCode::OK,
+            PersistedQueryError::NotInSafelist => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    pub fn into_server_error(self) -> ServerError {
+        let mut error = ServerError::new(self.to_string(), None);
+        error.extensions.get_or_insert_with(Default::default).set("code", self.code());
+        error
     }
 }
 

@@ -54,5 +54,6 @@ pub fn app(config: &Config) -> Result<Router, ConfigError> {
     server::init_metrics();
     let registry = Arc::new(Registry::from_config(config, FingerprintKey::random())?);
     let schema = schema::build_schema(registry.clone(), config);
-    Ok(server::router(schema, registry, config))
+    let persisted = server::persisted::PersistedQueries::new(&config.server.persisted_queries)?;
+    Ok(server::router(schema, registry, persisted, config))
 }

@@ -4,6 +4,7 @@ use clap::Parser;
 use ledger_gateway::cli::{CheckConfigArgs, Cli, Command, MockArgs, ServeArgs};
 use ledger_gateway::config::Config;
 use ledger_gateway::mock::{Mock, MockOptions};
+use ledger_gateway::server::persisted::PersistedQueries;
 use tracing::{error, info};
 
 #[tokio::main]
@@ -57,9 +58,11 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 }
 
 /// Prints the effective configuration as TOML; `Config` serializes every
-/// credential as `[redacted]`.
+/// credential as `[redacted]`. The safelist manifest, if any, is read and
+/// checked as serving would.
 fn check_config(args: CheckConfigArgs) -> Result<(), String> {
     let config = Config::load(args.file.as_deref()).map_err(|e| e.to_string())?;
+    PersistedQueries::new(&config.server.persisted_queries).map_err(|e| e.to_string())?;
     print!("{}", toml::to_string(&config).map_err(|e| format!("cannot show the configuration: {e}"))?);
     Ok(())
 }

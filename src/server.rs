@@ -2,6 +2,7 @@
 //! browsers, health, readiness and metrics.
 
 pub mod listen;
+pub mod persisted;
 pub mod request;
 pub mod response;
 
@@ -17,6 +18,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures::stream::{FuturesOrdered, StreamExt};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use serde_json::json;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -25,6 +27,7 @@ use tower_http::trace::TraceLayer;
 use crate::config::{Config, ServerConfig};
 use crate::schema::limits::Limits;
 use crate::sources::Registry;
+use persisted::{PersistedQueries, PersistedQueryError, Resolved};
 use request::RequestError;
 
 /// The example GraphiQL opens with.
@@ -37,6 +40,7 @@ struct AppState<E> {
     registry: Arc<Registry>,
     graphiql: bool,
     limits: Arc<Limits>,
+    persisted: PersistedQueries,
     request_timeout: Duration,
     body_read_timeout: Duration,
 }
@@ -44,13 +48,14 @@ struct AppState<E> {
 /// The routes over `schema`: the ledger schema in production; generic so
 /// tests can mount a schema that misbehaves (a panicking resolver) behind
 /// the very same HTTP handling.
-pub fn router<E: Executor>(schema: E, registry: Arc<Registry>, config: &Config) -> Router {
+pub fn router<E: Executor>(schema: E, registry: Arc<Registry>, persisted: PersistedQueries, config: &Config) -> Router {
     let limits = Arc::new(Limits::new(config));
     let state = AppState {
         schema,
         registry,
         graphiql: config.server.graphiql,
         limits,
+        persisted,
         request_timeout: config.server.request_timeout(),
         body_read_timeout: config.server.body_read_timeout(),
     };
@@ -106,6 +111,7 @@ async fn root<E>(State(state): State<AppState<E>>, headers: HeaderMap) -> Respon
 
 /// GET runs queries only: it is a "safe" method that browsers send
 /// cross-site without asking (links, images), so it must have no effects.
+/// A persisted query is looked up first: what runs is its document.
 async fn graphql_get<E: Executor>(
     State(state): State<AppState<E>>,
     headers: HeaderMap,
@@ -115,15 +121,19 @@ async fn graphql_get<E: Executor>(
     if query.is_empty() && state.graphiql && wants_html(&headers) {
         return graphiql_page();
     }
-    let mut request = match request::decode_query_string(&query, &state.limits) {
+    let request = match request::decode_query_string(&query, &state.limits) {
         Ok(request) => request,
         Err(error) => return request_error(&error),
     };
+    let mut resolved = match state.persisted.resolve(request).await {
+        Ok(resolved) => resolved,
+        Err(error) => return persisted_error(&headers, error),
+    };
     // Unknown or unparsable operations fall through: execution reports them.
-    if state.limits.operation_type(&mut request).is_some_and(|ty| ty != OperationType::Query) {
+    if state.limits.operation_type(&mut resolved.request).is_some_and(|ty| ty != OperationType::Query) {
         return request_error(&RequestError::NotAQueryOverGet);
     }
-    execute(&state, &headers, BatchRequest::Single(request)).await
+    execute_single(&state, &headers, resolved).await
 }
 
 /// HEAD is answered 405 rather than by running the GET handler (axum's
@@ -142,7 +152,11 @@ async fn graphql_post<E: Executor>(State(state): State<AppState<E>>, headers: He
         request::decode_body(&body, &state.limits)
     };
     match decoded.await {
-        Ok(batch) => execute(&state, &headers, batch).await,
+        Ok(BatchRequest::Single(request)) => match state.persisted.resolve(request).await {
+            Ok(resolved) => execute_single(&state, &headers, resolved).await,
+            Err(error) => persisted_error(&headers, error),
+        },
+        Ok(BatchRequest::Batch(requests)) => execute_batch(&state, &headers, requests).await,
         Err(error) => {
             if matches!(error, RequestError::BodyTimeout { .. }) {
                 listen::Dropped::BodyTimeout.count();
@@ -172,27 +186,77 @@ fn advice(error: &RequestError) -> Option<(HeaderName, &'static str)> {
     }
 }
 
-async fn execute<E: Executor>(state: &AppState<E>, headers: &HeaderMap, batch: BatchRequest) -> Response {
-    let prepare = |request| crate::schema::for_caller(&state.registry, headers, request);
-    let batch = match batch {
-        BatchRequest::Single(request) => BatchRequest::Single(prepare(request)),
-        BatchRequest::Batch(requests) => BatchRequest::Batch(requests.into_iter().map(prepare).collect()),
-    };
-    // Every upstream call the request makes fits in this deadline.
-    let deadline = tokio::time::Instant::now() + state.request_timeout;
-    let response = crate::upstream::deadline::within(deadline, state.schema.execute_batch(batch)).await;
-    respond(headers, response)
+async fn execute_single<E: Executor>(state: &AppState<E>, headers: &HeaderMap, resolved: Resolved) -> Response {
+    let response = crate::upstream::deadline::within(deadline(state), run(state, headers, resolved)).await;
+    respond(headers, BatchResponse::Single(response))
+}
+
+/// Each operation of a batch is resolved on its own: a persisted query
+/// missing from the store fails its own entry, the others run.
+async fn execute_batch<E: Executor>(
+    state: &AppState<E>,
+    headers: &HeaderMap,
+    requests: Vec<async_graphql::Request>,
+) -> Response {
+    let mut operations = Vec::with_capacity(requests.len());
+    for request in requests {
+        operations.push(state.persisted.resolve(request).await);
+    }
+    let runnable = operations.iter_mut().filter_map(|operation| operation.as_mut().ok());
+    if let Err(error) = state.limits.check_batch(runnable.map(|resolved| &mut resolved.request)) {
+        return request_error(&RequestError::Limit(error));
+    }
+    let responses = operations
+        .into_iter()
+        .map(|operation| async move {
+            match operation {
+                Ok(resolved) => run(state, headers, resolved).await,
+                Err(error) => async_graphql::Response::from_errors(vec![error.into_server_error()]),
+            }
+        })
+        .collect::<FuturesOrdered<_>>()
+        .collect();
+    let responses = crate::upstream::deadline::within(deadline(state), responses).await;
+    respond(headers, BatchResponse::Batch(responses))
+}
+
+/// Every upstream call the request makes fits in this deadline.
+fn deadline<E>(state: &AppState<E>) -> tokio::time::Instant {
+    tokio::time::Instant::now() + state.request_timeout
+}
+
+/// Runs one operation as its caller, then registers its persisted query.
+async fn run<E: Executor>(state: &AppState<E>, headers: &HeaderMap, resolved: Resolved) -> async_graphql::Response {
+    let (request, registration) = resolved.into_parts();
+    let request = crate::schema::for_caller(&state.registry, headers, request);
+    let response = state.schema.execute(request).await;
+    state.persisted.settle(registration, &response).await;
+    response
+}
+
+/// A refused persisted query, with the status its error gives it whatever
+/// the media type (a miss is a 200 the client acts on).
+fn persisted_error(headers: &HeaderMap, error: PersistedQueryError) -> Response {
+    let status = error.status();
+    let response = BatchResponse::Single(async_graphql::Response::from_errors(vec![error.into_server_error()]));
+    reply(headers, status, &response)
 }
 
 /// Answers in the media type the client prefers, with the status GraphQL
 /// over HTTP gives it (see `response::status`).
 fn respond(headers: &HeaderMap, response: BatchResponse) -> Response {
+    let status = response::status(&response, prefers_graphql_response(headers));
+    reply(headers, status, &response)
+}
+
+fn prefers_graphql_response(headers: &HeaderMap) -> bool {
     let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
-    let modern = accept.contains(GRAPHQL_RESPONSE_JSON) || accept.is_empty();
-    let content_type = if modern { GRAPHQL_RESPONSE_JSON } else { "application/json" };
-    let status = response::status(&response, modern);
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], response::body(&response))
-        .into_response()
+    accept.contains(GRAPHQL_RESPONSE_JSON) || accept.is_empty()
+}
+
+fn reply(headers: &HeaderMap, status: StatusCode, response: &BatchResponse) -> Response {
+    let content_type = if prefers_graphql_response(headers) { GRAPHQL_RESPONSE_JSON } else { "application/json" };
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], response::body(response)).into_response()
 }
 
 /// A GraphQL-shaped error for failures outside execution.

@@ -134,11 +134,13 @@ pub async fn read_body(
 
 /// One operation of a POST body: async-graphql's `Request` without its
 /// default for `query`, so a body that lacks one (`{"qeury": ...}`) is not
-/// a GraphQL request rather than an empty document.
+/// a GraphQL request rather than an empty document. Only an automatic
+/// persisted query may leave it out (`server::persisted` finds it).
 #[derive(serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PostedRequest {
-    query: String,
+    #[serde(default)]
+    query: Option<String>,
     #[serde(default)]
     operation_name: Option<String>,
     #[serde(default)]
@@ -147,16 +149,25 @@ struct PostedRequest {
     extensions: async_graphql::Extensions,
 }
 
-impl From<PostedRequest> for Request {
-    fn from(posted: PostedRequest) -> Self {
-        let mut request = Request::new(posted.query).variables(posted.variables);
-        request.operation_name = posted.operation_name;
-        request.extensions = posted.extensions;
-        request
+impl PostedRequest {
+    fn into_request(self) -> Result<Request, RequestError> {
+        let query = query_or_persisted(self.query, &self.extensions).ok_or(RequestError::MalformedBody)?;
+        let mut request = Request::new(query).variables(self.variables);
+        request.operation_name = self.operation_name;
+        request.extensions = self.extensions;
+        Ok(request)
     }
 }
 
-/// A POST body as a single request or a batch of 1 to `max_batch`.
+/// The query of a request; empty for one that names a persisted query
+/// instead, `None` when it has neither.
+fn query_or_persisted(query: Option<String>, extensions: &async_graphql::Extensions) -> Option<String> {
+    query.or_else(|| extensions.contains_key(super::persisted::EXTENSION).then(String::new))
+}
+
+/// A POST body as a single request or a batch of 1 to `max_batch`. A
+/// batch's shared field allowance is checked once its persisted queries
+/// are resolved (`Limits::check_batch`).
 pub fn decode_body(body: &[u8], limits: &Limits) -> Result<BatchRequest, RequestError> {
     limits.check_json_body(body)?;
     // An object is one request, an array a batch; the first byte decides,
@@ -166,7 +177,7 @@ pub fn decode_body(body: &[u8], limits: &Limits) -> Result<BatchRequest, Request
     match body.iter().find(|b| !b.is_ascii_whitespace()) {
         Some(b'{') => {
             let request: PostedRequest = serde_json::from_slice(body).map_err(malformed)?;
-            Ok(BatchRequest::Single(request.into()))
+            Ok(BatchRequest::Single(request.into_request()?))
         }
         Some(b'[') => {
             let requests: Vec<PostedRequest> = serde_json::from_slice(body).map_err(malformed)?;
@@ -175,8 +186,7 @@ pub fn decode_body(body: &[u8], limits: &Limits) -> Result<BatchRequest, Request
             } else if requests.len() > limits.config.max_batch {
                 Err(RequestError::BatchTooLarge { limit: limits.config.max_batch })
             } else {
-                let mut requests: Vec<Request> = requests.into_iter().map(Request::from).collect();
-                limits.check_batch(&mut requests)?;
+                let requests = requests.into_iter().map(PostedRequest::into_request).collect::<Result<_, _>>()?;
                 Ok(BatchRequest::Batch(requests))
             }
         }
@@ -204,10 +214,11 @@ pub fn decode_query_string(query_string: &str, limits: &Limits) -> Result<Reques
             return Err(RequestError::MalformedQueryString);
         }
     }
-    let mut request = Request::new(query.ok_or(RequestError::MalformedQueryString)?);
+    let extensions: async_graphql::Extensions = json_parameter(extensions, limits)?.unwrap_or_default();
+    let mut request = Request::new(query_or_persisted(query, &extensions).ok_or(RequestError::MalformedQueryString)?);
     request.operation_name = operation_name.filter(|name| !name.is_empty());
     request.variables = json_parameter::<Variables>(variables, limits)?.unwrap_or_default();
-    request.extensions = json_parameter(extensions, limits)?.unwrap_or_default();
+    request.extensions = extensions;
     Ok(request)
 }
 

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use async_graphql::{EmptyMutation, EmptySubscription, Object, Schema};
 use ledger_gateway::config::Config;
+use ledger_gateway::server::persisted::PersistedQueries;
 use ledger_gateway::sources::Registry;
 use ledger_gateway::upstream::FingerprintKey;
 use reqwest::header::{ACCEPT, ALLOW, CONTENT_TYPE};
@@ -523,7 +524,8 @@ async fn a_panicking_resolver_fails_only_its_own_request() {
     let config = Config { sources: mock.sources_config(), ..Config::default() };
     let registry = Arc::new(Registry::from_config(&config, FingerprintKey::random()).unwrap());
     let schema = Schema::new(BuggyQuery, EmptyMutation, EmptySubscription);
-    let app = ledger_gateway::server::router(schema, registry, &config);
+    let persisted = PersistedQueries::new(&config.server.persisted_queries).unwrap();
+    let app = ledger_gateway::server::router(schema, registry, persisted, &config);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/graphql", listener.local_addr().unwrap());
     let server_config = config.server.clone();

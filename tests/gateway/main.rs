@@ -49,6 +49,9 @@ mod limits;
 mod merged;
 /// Pennylane: dated then undated entries, amounts from lines, pushdown, errors, its mock's wire format.
 mod pennylane;
+/// Automatic persisted queries: POST and GET by hash, registration, hash
+/// mismatches, the store's bounds, batches, metrics and the safelist.
+mod persisted;
 /// Repeated selections: identical ones run once; the fields an operation or
 /// a batch runs are bounded.
 mod repeated;

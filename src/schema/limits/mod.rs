@@ -139,9 +139,9 @@ impl Limits {
     /// `max_fields`: one HTTP request gets one allowance, however it is
     /// split. A request failing its own check counts nothing here; its own
     /// response says why.
-    pub fn check_batch(&self, requests: &mut [Request]) -> Result<(), LimitError> {
+    pub fn check_batch<'a>(&self, requests: impl IntoIterator<Item = &'a mut Request>) -> Result<(), LimitError> {
         let found =
-            requests.iter_mut().filter_map(|request| self.check_request(request).ok()).fold(0, usize::saturating_add);
+            requests.into_iter().filter_map(|request| self.check_request(request).ok()).fold(0, usize::saturating_add);
         let limit = self.config.max_fields;
         if found > limit {
             return Err(LimitError::BatchTooManyFields { found, limit });
