@@ -275,6 +275,8 @@ pub struct LimitsConfig {
     pub max_batch: usize,
     /// Most `_entities` representations in one operation.
     pub max_representations: usize,
+    /// Most ids the `nodes` fields of one operation look up, summed over aliases.
+    pub max_node_ids: usize,
     /// Most fields an operation runs, fragments expanded, after identical
     /// selections are merged; the operations of a batch share one allowance.
     pub max_fields: usize,
@@ -302,6 +304,7 @@ impl Default for LimitsConfig {
             max_body_bytes: 1024 * 1024,
             max_batch: 10,
             max_representations: 100,
+            max_node_ids: 100,
             max_fields: 1000,
             max_upstream_calls: 200,
         }
@@ -310,7 +313,7 @@ impl Default for LimitsConfig {
 
 impl LimitsConfig {
     /// Each limit with the range it must lie in.
-    fn ranges(&self) -> [(&'static str, usize, usize, usize); 14] {
+    fn ranges(&self) -> [(&'static str, usize, usize, usize); 15] {
         use crate::schema::limits::{budget, MAX_NESTING, MAX_VALUE_NESTING};
         [
             // Pages are collected in memory: a bound keeps `first` sane.
@@ -326,6 +329,7 @@ impl LimitsConfig {
             ("limits.max_body_bytes", self.max_body_bytes, 1024, MAX_REQUEST_BODY_BYTES),
             ("limits.max_batch", self.max_batch, 1, usize::MAX),
             ("limits.max_representations", self.max_representations, 0, usize::MAX),
+            ("limits.max_node_ids", self.max_node_ids, 0, usize::MAX),
             ("limits.max_fields", self.max_fields, 1, usize::MAX),
             ("limits.max_upstream_calls", self.max_upstream_calls, 1, budget::MAX_UPSTREAM_CALLS),
         ]

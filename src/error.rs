@@ -19,6 +19,10 @@ pub enum GatewayError {
     BadUserInput(String),
     #[error(transparent)]
     Cursor(#[from] CursorError),
+    #[error("no object has id {0:?}")]
+    NotFound(String),
+    #[error("id {id:?} names more than one object ({kinds}): ask `ledgerEntry`, `item` or `location` for it")]
+    AmbiguousId { id: String, kinds: String },
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
 }
@@ -27,6 +31,8 @@ impl GatewayError {
     pub fn code(&self) -> &'static str {
         match self {
             GatewayError::BadUserInput(_) | GatewayError::Cursor(_) => "BAD_USER_INPUT",
+            GatewayError::NotFound(_) => "NOT_FOUND",
+            GatewayError::AmbiguousId { .. } => "AMBIGUOUS_ID",
             GatewayError::Upstream(e) => upstream_code(&e.failure),
         }
     }
@@ -82,6 +88,7 @@ impl LimitError {
             LimitError::TooManyTokens { .. } => "TOO_MANY_TOKENS",
             LimitError::InputTooDeep { .. } => "INPUT_TOO_DEEP",
             LimitError::TooManyRepresentations { .. } => "TOO_MANY_REPRESENTATIONS",
+            LimitError::TooManyNodeIds { .. } => "TOO_MANY_NODE_IDS",
             LimitError::IntrospectionDisabled { .. } => "INTROSPECTION_DISABLED",
             LimitError::FragmentCycle { .. } => "GRAPHQL_VALIDATION_FAILED",
             LimitError::TooManyFields { .. } | LimitError::BatchTooManyFields { .. } => "TOO_MANY_FIELDS",

@@ -285,6 +285,17 @@ pub struct Location {
     pub parent_ref: Option<String>,
 }
 
+/// The kinds of object a public id can name. Ids are `<source>:<native id>`
+/// for all three, so an item and a location (or an entry) of one source
+/// may share an id; each source says which kinds a native id can be
+/// (`Source::node_kinds`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum NodeKind {
+    Entry,
+    Item,
+    Location,
+}
+
 /// Builds the public id of anything a source owns.
 pub fn global_id(source: &SourceName, native_id: &str) -> String {
     format!("{source}:{native_id}")

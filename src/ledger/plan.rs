@@ -67,6 +67,9 @@ pub struct Capabilities {
     pub event_types: &'static [EventType],
     /// Largest page the upstream serves.
     pub max_page_size: usize,
+    /// Most entry ids one ledger read by id carries; the call budget counts
+    /// lookups of entries by id in reads of this many.
+    pub ids_per_read: usize,
     /// Item lookups; `None` when the source has no items.
     pub items: Option<BatchLimits>,
     /// Location lookups; `None` when the source has no locations.
@@ -152,6 +155,7 @@ mod tests {
             },
             event_types: &[EventType::Receipt, EventType::Shipment],
             max_page_size: 100,
+            ids_per_read: 100,
             items: None,
             locations: None,
         }

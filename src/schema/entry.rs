@@ -41,7 +41,7 @@ pub struct LedgerAmounts {
 #[Object]
 impl LedgerEntry {
     /// `<source>:<native id>`, unique across sources.
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         ID(self.0.id())
     }
 

@@ -84,7 +84,7 @@ pub struct Item(pub Arc<model::Item>);
 #[Object]
 impl Item {
     /// `<source>:<native id>`, unique across sources.
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         ID(global_id(&self.0.source, &self.0.native_id))
     }
 
@@ -193,7 +193,7 @@ pub struct Location(pub Arc<model::Location>);
 impl Location {
     /// `<source>:<native id>`, unique across sources. A Trackstar bin's
     /// native id is `<warehouse id>/<bin id>`.
-    async fn id(&self) -> ID {
+    pub async fn id(&self) -> ID {
         ID(global_id(&self.0.source, &self.0.native_id))
     }
 

@@ -1,7 +1,8 @@
-//! One request's `DataLoader`s: per source, one for items and one for
-//! locations, bound to that request's credentials. They batch the lookups a
-//! request makes while it resolves (a page of entries, `items(ids:)`,
-//! federation `_entities`) into the fewest upstream calls; anything shared
+//! One request's `DataLoader`s: per source, one for ledger entries by id,
+//! one for items and one for locations, bound to that request's
+//! credentials. They batch the lookups a request makes while it resolves (a
+//! page of entries, `items(ids:)`, `nodes(ids:)`, federation `_entities`)
+//! into the fewest upstream calls; anything shared
 //! between requests lives in the cache, keyed by the caller's fingerprint.
 //! Loaders are cheap, so they are made per request and never mix callers.
 //!
@@ -58,35 +59,69 @@ impl<E: Entity> Loader<String> for EntityLoader<E> {
     }
 }
 
-type EntityDataLoader<E> = DataLoader<EntityLoader<E>, HashMapCache>;
+/// Loads ledger entries of one source by native id, every id asked in one
+/// ledger read filtered by ids: N entries cost what
+/// `ledgerEntries(filter: { ids })` costs for them.
+struct EntryLoader {
+    binding: Binding,
+}
 
-fn loader<E: Entity>(binding: &Binding) -> EntityDataLoader<E> {
-    DataLoader::with_cache(
-        EntityLoader { binding: binding.clone(), kind: PhantomData },
-        crate::upstream::budget::spawn,
-        HashMapCache::new(),
-    )
+impl Loader<String> for EntryLoader {
+    type Value = Option<Arc<model::LedgerEntry>>;
+    type Error = UpstreamError;
+
+    async fn load(&self, keys: &[String]) -> Result<HashMap<String, Option<Arc<model::LedgerEntry>>>, UpstreamError> {
+        let binding = &self.binding;
+        let credentials = binding.credentials.as_ref().map_err(Clone::clone)?;
+        let mut found = lookup::entries(&binding.source, credentials, &binding.cache, keys).await?;
+        Ok(keys.iter().map(|key| (key.clone(), found.remove(key))).collect())
+    }
+}
+
+type BoundLoader<L> = DataLoader<L, HashMapCache>;
+
+fn loader<L: Loader<String>>(loader: L) -> BoundLoader<L> {
+    DataLoader::with_cache(loader, crate::upstream::budget::spawn, HashMapCache::new())
+}
+
+fn entity_loader<E: Entity>(binding: &Binding) -> BoundLoader<EntityLoader<E>> {
+    loader(EntityLoader { binding: binding.clone(), kind: PhantomData })
 }
 
 struct SourceLoaders {
     binding: Binding,
-    items: EntityDataLoader<model::Item>,
-    locations: EntityDataLoader<model::Location>,
+    entries: BoundLoader<EntryLoader>,
+    items: BoundLoader<EntityLoader<model::Item>>,
+    locations: BoundLoader<EntityLoader<model::Location>>,
 }
 
-/// Which loader of a source an entity kind uses.
-trait Loaded: Entity {
-    fn loader(loaders: &SourceLoaders) -> &EntityDataLoader<Self>;
+/// Which loader of a source a kind of object uses.
+trait Loaded: Send + Sync + Sized + 'static {
+    type Loader: Loader<String, Value = Option<Arc<Self>>, Error = UpstreamError>;
+    const RESOURCE: Resource;
+    fn loader(loaders: &SourceLoaders) -> &BoundLoader<Self::Loader>;
+}
+
+impl Loaded for model::LedgerEntry {
+    type Loader = EntryLoader;
+    const RESOURCE: Resource = Resource::Ledger;
+    fn loader(loaders: &SourceLoaders) -> &BoundLoader<EntryLoader> {
+        &loaders.entries
+    }
 }
 
 impl Loaded for model::Item {
-    fn loader(loaders: &SourceLoaders) -> &EntityDataLoader<Self> {
+    type Loader = EntityLoader<Self>;
+    const RESOURCE: Resource = <Self as Entity>::RESOURCE;
+    fn loader(loaders: &SourceLoaders) -> &BoundLoader<Self::Loader> {
         &loaders.items
     }
 }
 
 impl Loaded for model::Location {
-    fn loader(loaders: &SourceLoaders) -> &EntityDataLoader<Self> {
+    type Loader = EntityLoader<Self>;
+    const RESOURCE: Resource = <Self as Entity>::RESOURCE;
+    fn loader(loaders: &SourceLoaders) -> &BoundLoader<Self::Loader> {
         &loaders.locations
     }
 }
@@ -139,7 +174,12 @@ impl Loaders {
                     cache: registry.cache().clone(),
                     stale: stale.clone(),
                 };
-                let loaders = SourceLoaders { items: loader(&binding), locations: loader(&binding), binding };
+                let loaders = SourceLoaders {
+                    entries: loader(EntryLoader { binding: binding.clone() }),
+                    items: entity_loader(&binding),
+                    locations: entity_loader(&binding),
+                    binding,
+                };
                 (source.name().clone(), loaders)
             })
             .collect();
@@ -158,7 +198,7 @@ impl Loaders {
     /// Entities of `source` by native key; an unknown source knows none.
     async fn load<E: Loaded>(&self, source: &str, keys: Vec<String>) -> Result<HashMap<String, Arc<E>>, UpstreamError> {
         let Some(loaders) = self.source(source) else { return Ok(HashMap::new()) };
-        let failure = (loaders.binding.source.name().clone(), E::RESOURCE);
+        let failure = (loaders.binding.source.name().clone(), <E as Loaded>::RESOURCE);
         if let Some(error) = self.failed.lock().unwrap_or_else(PoisonError::into_inner).get(&failure) {
             return Err(error.clone());
         }
@@ -169,6 +209,19 @@ impl Loaders {
                 Err(error)
             }
         }
+    }
+
+    /// Ledger entries of `source` by native id; unknown ids are left out.
+    pub async fn entries(
+        &self,
+        source: &str,
+        ids: Vec<String>,
+    ) -> Result<HashMap<String, Arc<model::LedgerEntry>>, UpstreamError> {
+        self.load(source, ids).await
+    }
+
+    pub async fn entry(&self, source: &str, id: &str) -> Result<Option<Arc<model::LedgerEntry>>, UpstreamError> {
+        Ok(self.entries(source, vec![id.to_owned()]).await?.remove(id))
     }
 
     /// Items of `source` by native key; unknown keys are left out.

@@ -1,6 +1,6 @@
 //! The GraphQL face: root fields, the `LedgerEntry`, `Item` and `Location`
-//! types, filter inputs, federation entities, per-request loaders, and error
-//! codes. `build_schema` wires them to the registry; `for_caller` gives each
+//! types and their Relay `Node` interface, filter inputs, federation
+//! entities, per-request loaders, and error codes. `build_schema` wires them to the registry; `for_caller` gives each
 //! request its caller's credentials and loaders; `sdl` is what
 //! `print-schema` prints and `schema.graphql` holds.
 
@@ -11,6 +11,7 @@ pub mod filter;
 pub mod inventory;
 pub mod limits;
 pub mod loaders;
+pub mod node;
 pub mod query;
 pub mod stale;
 
@@ -49,7 +50,7 @@ pub fn build_schema(registry: Arc<Registry>, config: &Config) -> LedgerSchema {
 pub fn for_caller(registry: &Registry, headers: &HeaderMap, request: Request) -> Request {
     let caller = registry.caller(headers);
     let loaders = Loaders::new(registry, &caller);
-    request.data(loaders).data(caller)
+    request.data(loaders).data(caller).data(node::EntitySlots::default())
 }
 
 /// The federation SDL, independent of any configuration: byte for byte what

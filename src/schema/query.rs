@@ -14,10 +14,11 @@ use super::entry::LedgerEntry;
 use super::filter::{LedgerEntryFilter, MAX_FILTER_VALUES};
 use super::inventory::{load_item, load_location, upstream_error, Item, Location};
 use super::loaders::{Loaders, Relations};
+use super::node::{self, Node};
 use crate::config::LimitsConfig;
 use crate::error::{bad_input, GatewayError};
 use crate::ledger::{Cursor, LedgerFilter};
-use crate::model::{split_global_id, SourceName};
+use crate::model::{split_global_id, NodeKind, SourceName};
 use crate::sources::{Caller, Registry};
 use crate::upstream::UpstreamError;
 
@@ -76,9 +77,14 @@ impl Query {
         find_entry(ctx, &id).await
     }
 
+    /// Federation: ledger entries by `id`, batched per source like
+    /// `ledgerEntries(filter: { ids })`.
     #[graphql(entity)]
     async fn find_ledger_entry_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<LedgerEntry>> {
-        find_entry(ctx, &id).await
+        match node::entity(ctx, "LedgerEntry", &id, NodeKind::Entry).await? {
+            Some(Node::LedgerEntry(entry)) => Ok(Some(entry)),
+            _ => Ok(None),
+        }
     }
 
     /// One item by id (`<source>:<native id>`), looked up in that source;
@@ -99,6 +105,23 @@ impl Query {
             .map(|found| found.into_iter().map(|item| item.map(Item)).collect())
     }
 
+    /// Relay: the entry, item or location with this id. Null with an error
+    /// when none has it (`NOT_FOUND`), the id is malformed, or more than one
+    /// kind of the source has it (`AMBIGUOUS_ID`; see the README).
+    async fn node(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Node>> {
+        node::find(ctx, &id, None).await.map(Some)
+    }
+
+    /// Relay: `node` for each id, in the order asked, through the same
+    /// batched loaders (N entry ids of one source cost one ledger read by
+    /// ids). A failing id is null with its error; the others resolve. At
+    /// most `limits.max_node_ids` ids per operation.
+    #[graphql(complexity = "super::limits::ids_cost(ids.len(), child_complexity)")]
+    async fn nodes(&self, ctx: &Context<'_>, ids: Vec<ID>) -> Vec<Option<Node>> {
+        let found = join_all(ids.iter().map(|id| node::find(ctx, id, None))).await;
+        found.into_iter().enumerate().map(|(index, found)| node::element(ctx, index, found)).collect()
+    }
+
     /// One location (warehouse, store or bin) by id; null when the source
     /// does not know it (or is not configured).
     async fn location(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Location>> {
@@ -117,13 +140,19 @@ impl Query {
     /// Federation: items by `id`, batched through the same loaders.
     #[graphql(entity)]
     async fn find_item_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Item>> {
-        find_item(ctx, &id).await
+        match node::entity(ctx, "Item", &id, NodeKind::Item).await? {
+            Some(Node::Item(item)) => Ok(Some(item)),
+            _ => Ok(None),
+        }
     }
 
     /// Federation: locations by `id`, batched through the same loaders.
     #[graphql(entity)]
     async fn find_location_by_id(&self, ctx: &Context<'_>, id: ID) -> Result<Option<Location>> {
-        find_location(ctx, &id).await
+        match node::entity(ctx, "Location", &id, NodeKind::Location).await? {
+            Some(Node::Location(location)) => Ok(Some(location)),
+            _ => Ok(None),
+        }
     }
 }
 

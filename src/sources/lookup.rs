@@ -2,7 +2,8 @@
 //! keys go through the shared cache first (per caller), misses are split into
 //! chunks of the source's `BatchLimits::max_keys` with at most `concurrency`
 //! upstream calls in flight, and concurrent lookups of the same keys share
-//! those calls. Nothing here knows a particular upstream.
+//! those calls. Entries by id are a ledger read filtered by ids. Nothing
+//! here knows a particular upstream.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,9 +12,9 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use serde::Serialize;
 
-use super::Source;
-use crate::ledger::{BatchLimits, Capabilities};
-use crate::model::{Item, Location, StockLevel};
+use super::{next_entries, Source};
+use crate::ledger::{plan, BatchLimits, Capabilities, LedgerFilter};
+use crate::model::{global_id, Item, LedgerEntry, Location, StockLevel};
 use crate::upstream::{Credentials, Fetched, Resource, Scope, UpstreamCache, UpstreamError, UpstreamFailure};
 
 /// A kind of thing a source can look up by native key.
@@ -109,6 +110,25 @@ async fn fetch_chunked<E: Entity>(
     Ok(found)
 }
 
+/// The entries `native_ids` name in `source`, read as
+/// `ledgerEntries(filter: { ids })` reads them (the same plan and scan, so
+/// the same calls: Trackstar's `ids[in]` 100 a call, Business Central's
+/// `id eq … or …` within its URL limit...); unknown ids are left out.
+pub async fn entries(
+    source: &Arc<dyn Source>,
+    credentials: &Credentials,
+    cache: &Arc<UpstreamCache>,
+    native_ids: &[String],
+) -> Result<HashMap<String, Arc<LedgerEntry>>, UpstreamError> {
+    let name = source.name();
+    let ids = native_ids.iter().map(|id| global_id(name, id)).collect();
+    let filter = LedgerFilter { ids: Some(ids), ..Default::default() };
+    let Some(plan) = plan(name.as_str(), source.capabilities(), &filter) else { return Ok(HashMap::new()) };
+    let read = next_entries(source.as_ref(), credentials, plan, None, native_ids.len(), None);
+    let page = cache.reusing_ledger(credentials, read).await?;
+    Ok(page.entries.into_iter().map(|entry| (entry.native_id.clone(), Arc::new(entry))).collect())
+}
+
 /// The stock levels at one location, cached like the location itself;
 /// absent when the source cannot list stock by location.
 pub async fn location_stock(
@@ -175,7 +195,14 @@ mod tests {
                 info: SourceInfo {
                     name: SourceName::new("fake"),
                     kind: SourceKind::Trackstar,
-                    capabilities: Capabilities { pushdown, event_types: &[], max_page_size: 1, items, locations: None },
+                    capabilities: Capabilities {
+                        pushdown,
+                        event_types: &[],
+                        max_page_size: 1,
+                        ids_per_read: 1,
+                        items,
+                        locations: None,
+                    },
                     credential_fields: &[],
                 },
                 calls: Mutex::default(),

@@ -18,7 +18,7 @@ use std::fmt::Debug;
 use async_trait::async_trait;
 
 use crate::ledger::{Capabilities, Collector, SourceFilter, SourcePage, SourcePlan, Watermark};
-use crate::model::{Item, LedgerEntry, Location, SortKey, SourceKind, SourceName, StockLevel};
+use crate::model::{Item, LedgerEntry, Location, NodeKind, SortKey, SourceKind, SourceName, StockLevel};
 use crate::upstream::{Credentials, UpstreamError};
 
 pub use registry::{Caller, Registry};
@@ -84,6 +84,20 @@ pub trait Source: Send + Sync + Debug {
 
     fn credential_fields(&self) -> &'static [&'static str] {
         self.info().credential_fields
+    }
+
+    /// The kinds of object `native_id` can name here, as far as the
+    /// upstream's id grammar tells them apart; `node(id:)` looks an id up as
+    /// each of them. By default every kind the source has: opaque ids say
+    /// nothing.
+    fn node_kinds(&self, _native_id: &str) -> Vec<NodeKind> {
+        let capabilities = self.capabilities();
+        let kinds = [
+            (NodeKind::Entry, true),
+            (NodeKind::Item, capabilities.items.is_some()),
+            (NodeKind::Location, capabilities.locations.is_some()),
+        ];
+        kinds.into_iter().filter_map(|(kind, has)| has.then_some(kind)).collect()
     }
 
     fn scan<'a>(&'a self, credentials: &'a Credentials, request: ScanRequest) -> Box<dyn LedgerScan + 'a>;

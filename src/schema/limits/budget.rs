@@ -6,11 +6,14 @@
 //! this stage knows the root fields that call upstreams, since what a field
 //! costs is what it calls:
 //!
-//! - `items`, `locations`, `item`, `location` and `_entities` items and
-//!   locations: the distinct keys per source, in calls of that source's
-//!   `max_keys` (the request's loaders ask for a key once, however many
-//!   fields name it);
-//! - `ledgerEntry` and `_entities` ledger entries: one call each;
+//! - `items`, `locations`, `item`, `location`, and `_entities` entries,
+//!   items and locations: the distinct keys per source and kind, in calls
+//!   of that source's batch limit for the kind (`max_keys`, or
+//!   `ids_per_read` for entries; the request's loaders ask for a key once,
+//!   however many fields name it);
+//! - `node` and `nodes`: the same, each id counted as every kind its source
+//!   may hold it as (`Source::node_kinds`);
+//! - `ledgerEntry`: one call each;
 //! - `ledgerEntries`: at least one call per source it reaches, one more for
 //!   `totalCount`.
 //!
@@ -29,7 +32,7 @@ use async_graphql::{Name, Request, Response, ServerError, ServerResult, Validati
 
 use super::document::{collect_root_fields, selected_operation};
 use super::LimitError;
-use crate::model::{split_global_id, Item, Location};
+use crate::model::{split_global_id, Item, Location, NodeKind};
 use crate::sources::lookup::Entity;
 use crate::sources::Registry;
 use crate::upstream::budget::{self, CallBudget};
@@ -37,19 +40,15 @@ use crate::upstream::budget::{self, CallBudget};
 /// Largest allowed `limits.max_upstream_calls`.
 pub const MAX_UPSTREAM_CALLS: usize = 100_000;
 
-/// What a root field looks up by id.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
-enum Kind {
-    Item,
-    Location,
-    Entry,
-}
+/// What a root field looks up by id: one kind, or (`None`: `node`,
+/// `nodes`) whichever kinds the id's source may hold it as.
+type Wanted = Option<NodeKind>;
 
 /// The calls an operation is expected to make, per source.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Estimate {
     /// Keys to look up, per source and kind.
-    keys: BTreeMap<(String, Kind), BTreeSet<String>>,
+    keys: BTreeMap<(String, Wanted), BTreeSet<String>>,
     /// Other calls (ledger pages, counts, single entries), per source.
     calls: BTreeMap<String, usize>,
 }
@@ -71,11 +70,18 @@ impl Estimate {
     fn add_field(&mut self, doc: &ExecutableDocument, field: &Field, variables: &Variables) {
         let argument = |name: &str| argument(field, name, variables);
         match field.name.node.as_str() {
-            "items" => self.add_ids(Kind::Item, argument("ids")),
-            "locations" => self.add_ids(Kind::Location, argument("ids")),
-            "item" => self.add_ids(Kind::Item, argument("id")),
-            "location" => self.add_ids(Kind::Location, argument("id")),
-            "ledgerEntry" => self.add_ids(Kind::Entry, argument("id")),
+            "items" => self.add_ids(Some(NodeKind::Item), argument("ids")),
+            "locations" => self.add_ids(Some(NodeKind::Location), argument("ids")),
+            "item" => self.add_ids(Some(NodeKind::Item), argument("id")),
+            "location" => self.add_ids(Some(NodeKind::Location), argument("id")),
+            "node" => self.add_ids(None, argument("id")),
+            "nodes" => self.add_ids(None, argument("ids")),
+            "ledgerEntry" => {
+                let id = argument("id");
+                if let Some((source, _)) = id.as_ref().and_then(text).and_then(split_global_id) {
+                    *self.calls.entry(source.to_owned()).or_default() += 1;
+                }
+            }
             "_entities" => self.add_representations(argument("representations")),
             "ledgerEntries" => {
                 let per_source = 1 + usize::from(selects(doc, field, "totalCount"));
@@ -96,7 +102,7 @@ impl Estimate {
     }
 
     /// One id or a list of them; anything else is for validation.
-    fn add_ids(&mut self, kind: Kind, ids: Option<Value>) {
+    fn add_ids(&mut self, wanted: Wanted, ids: Option<Value>) {
         let ids = match ids {
             Some(Value::List(ids)) => ids,
             Some(id) => vec![id],
@@ -104,16 +110,8 @@ impl Estimate {
         };
         for id in ids.iter().filter_map(text) {
             if let Some((source, native)) = split_global_id(id) {
-                self.add_key(source, kind, native);
+                self.keys.entry((source.to_owned(), wanted)).or_default().insert(native.to_owned());
             }
-        }
-    }
-
-    fn add_key(&mut self, source: &str, kind: Kind, native: &str) {
-        if kind == Kind::Entry {
-            *self.calls.entry(source.to_owned()).or_default() += 1;
-        } else {
-            self.keys.entry((source.to_owned(), kind)).or_default().insert(native.to_owned());
         }
     }
 
@@ -122,12 +120,12 @@ impl Estimate {
         for representation in representations {
             let Value::Object(fields) = representation else { continue };
             let kind = match fields.get("__typename").and_then(text) {
-                Some("Item") => Kind::Item,
-                Some("Location") => Kind::Location,
-                Some("LedgerEntry") => Kind::Entry,
+                Some("Item") => NodeKind::Item,
+                Some("Location") => NodeKind::Location,
+                Some("LedgerEntry") => NodeKind::Entry,
                 _ => continue,
             };
-            self.add_ids(kind, fields.get("id").cloned());
+            self.add_ids(Some(kind), fields.get("id").cloned());
         }
     }
 
@@ -143,14 +141,32 @@ impl Estimate {
                 name => registry.get(name).map_or(0, |_| *calls),
             })
             .fold(0, usize::saturating_add);
-        let lookups = self.keys.iter().map(|((source, kind), keys)| {
-            let limits = registry.get(source).and_then(|source| match kind {
-                Kind::Item => Item::limits(source.capabilities()),
-                _ => Location::limits(source.capabilities()),
-            });
-            limits.map_or(0, |limits| keys.len().div_ceil(limits.max_keys.max(1)))
+        let lookups = self.lookups(registry).into_iter().map(|((source, kind), keys)| {
+            let Some(capabilities) = registry.get(source).map(|source| source.capabilities()) else { return 0 };
+            let per_call = match kind {
+                NodeKind::Entry => Some(capabilities.ids_per_read),
+                NodeKind::Item => Item::limits(capabilities).map(|limits| limits.max_keys),
+                NodeKind::Location => Location::limits(capabilities).map(|limits| limits.max_keys),
+            };
+            per_call.map_or(0, |per_call| keys.len().div_ceil(per_call.max(1)))
         });
         lookups.fold(calls, usize::saturating_add)
+    }
+
+    /// The keys each configured source's loader of each kind gets: an id
+    /// wanted as any kind counts for every kind its source may hold it as.
+    fn lookups<'a>(&'a self, registry: &'a Registry) -> BTreeMap<(&'a str, NodeKind), BTreeSet<&'a str>> {
+        let mut lookups: BTreeMap<(&str, NodeKind), BTreeSet<&str>> = BTreeMap::new();
+        for ((name, wanted), keys) in &self.keys {
+            let Some(source) = registry.get(name) else { continue };
+            for key in keys {
+                let kinds = wanted.map_or_else(|| source.node_kinds(key), |kind| vec![kind]);
+                for kind in kinds {
+                    lookups.entry((source.name().as_str(), kind)).or_default().insert(key);
+                }
+            }
+        }
+        lookups
     }
 }
 
@@ -263,9 +279,23 @@ mod tests {
                item(id: "s:3") { id } location(id: "s:3") { id } ... on Query { items(ids: ["t:1", "bad"]) { id } } }"#,
             serde_json::json!({"ids": ["s:1", "s:2", "s:1"]}),
         );
-        let keys: Vec<(&str, Kind, usize)> =
+        let keys: Vec<(&str, Wanted, usize)> =
             estimate.keys.iter().map(|((s, r), keys)| (s.as_str(), *r, keys.len())).collect();
-        assert_eq!(keys, [("s", Kind::Item, 3), ("s", Kind::Location, 1), ("t", Kind::Item, 1)]);
+        let (item, location) = (Some(NodeKind::Item), Some(NodeKind::Location));
+        assert_eq!(keys, [("s", item, 3), ("s", location, 1), ("t", item, 1)]);
+    }
+
+    #[test]
+    fn entities_and_nodes_are_keys_and_ledger_entry_a_call() {
+        let estimate = estimate(
+            r#"{ ledgerEntry(id: "s:9") { id } node(id: "s:1") { id } nodes(ids: ["s:1", "s:2", "t:3"]) { id }
+                 _entities(representations: [{__typename: "LedgerEntry", id: "t:1"}, {__typename: "LedgerEntry", id: "t:2"}]) { __typename } }"#,
+            serde_json::json!({}),
+        );
+        assert_eq!(estimate.calls, BTreeMap::from([("s".into(), 1)]));
+        let keys: Vec<(&str, Wanted, usize)> =
+            estimate.keys.iter().map(|((s, r), keys)| (s.as_str(), *r, keys.len())).collect();
+        assert_eq!(keys, [("s", None, 2), ("t", None, 1), ("t", Some(NodeKind::Entry), 2)]);
     }
 
     #[test]
@@ -277,7 +307,7 @@ mod tests {
                  _entities(representations: [{__typename: "LedgerEntry", id: "t:1"}, {__typename: "Item", id: "s:1"}]) { __typename } }"#,
             serde_json::json!({}),
         );
-        assert_eq!(estimate.calls, BTreeMap::from([("".into(), 1), ("s".into(), 3), ("t".into(), 3)]));
-        assert_eq!(estimate.keys.len(), 1);
+        assert_eq!(estimate.calls, BTreeMap::from([("".into(), 1), ("s".into(), 3), ("t".into(), 2)]));
+        assert_eq!(estimate.keys.len(), 2);
     }
 }

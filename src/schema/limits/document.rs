@@ -173,7 +173,7 @@ fn check_shape(shape: &Shape, limits: &Limits) -> Result<(), LimitError> {
 }
 
 /// Root fields that are gated (introspection, the federation SDL) or whose
-/// cost is in their arguments (`_entities`). Runs after `check_shape`, so
+/// cost is in their arguments (`_entities`, Relay's `nodes`). Runs after `check_shape`, so
 /// the root fields it visits are at most `max_root_fields`.
 fn check_root_fields(
     doc: &ExecutableDocument,
@@ -183,7 +183,7 @@ fn check_root_fields(
 ) -> Result<(), LimitError> {
     let mut fields = Vec::new();
     collect_root_fields(doc, &operation.selection_set.node, 0, &mut fields);
-    let mut representations = 0usize;
+    let (mut representations, mut node_ids) = (0usize, 0usize);
     for field in fields {
         match field.name.node.as_str() {
             name @ ("__schema" | "__type") if !limits.introspection => {
@@ -192,9 +192,15 @@ fn check_root_fields(
             "_service" if !limits.introspection && !limits.federation_sdl => {
                 return Err(LimitError::IntrospectionDisabled { field: "_service".to_owned() });
             }
-            "_entities" => representations = representations.saturating_add(representation_count(field, variables)),
+            "_entities" => {
+                representations = representations.saturating_add(list_length(field, "representations", variables));
+            }
+            "nodes" => node_ids = node_ids.saturating_add(list_length(field, "ids", variables)),
             _ => {}
         }
+    }
+    if node_ids > limits.config.max_node_ids {
+        return Err(LimitError::TooManyNodeIds { found: node_ids, limit: limits.config.max_node_ids });
     }
     if representations > limits.config.max_representations {
         return Err(LimitError::TooManyRepresentations {
@@ -230,10 +236,11 @@ pub(super) fn collect_root_fields<'a>(
     }
 }
 
-/// How many representations `_entities` is asked for, inline or through a
-/// variable; anything else is for validation to reject.
-fn representation_count(field: &Field, variables: &Variables) -> usize {
-    let Some(argument) = field.get_argument("representations") else { return 0 };
+/// How long the list `field`'s argument `name` is (`_entities`
+/// representations, `nodes` ids), inline or through a variable; anything
+/// else is for validation to reject.
+fn list_length(field: &Field, name: &str, variables: &Variables) -> usize {
+    let Some(argument) = field.get_argument(name) else { return 0 };
     let value =
         argument.node.clone().into_const_with(|name| Ok::<_, ()>(variables.get(&name).cloned().unwrap_or_default()));
     match value {
@@ -342,6 +349,18 @@ mod tests {
             parse_query("query ($r: [_Any!]!) { _entities(representations: $r) { __typename } }").unwrap();
         let variables = Variables::from_json(serde_json::json!({"r": [{}, {}]}));
         assert_eq!(check_document(&by_variable, &variables, &limits), Ok(()));
+    }
+
+    #[test]
+    fn node_ids_are_summed_over_aliases_inline_and_through_variables() {
+        let mut limits = limits();
+        limits.config.max_node_ids = 3;
+        let doc = parse_query(r#"query ($ids: [ID!]!) { a: nodes(ids: ["s:1", "s:2"]) { id } b: nodes(ids: $ids) { id } }"#)
+            .unwrap();
+        let two = Variables::from_json(serde_json::json!({"ids": ["s:3", "s:4"]}));
+        assert_eq!(check_document(&doc, &two, &limits), Err(LimitError::TooManyNodeIds { found: 4, limit: 3 }));
+        let one = Variables::from_json(serde_json::json!({"ids": ["s:3"]}));
+        assert_eq!(check_document(&doc, &one, &limits), Ok(()));
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! 1. [`text`]: a lexical scan of the raw query (tokens, nesting) and of
 //!    the variables, before the recursive parser sees them.
 //! 2. [`document`]: depth, field count, aliases, root fields, directives,
-//!    `_entities` representations and the introspection switches, measured
+//!    `_entities` representations, `nodes` ids and the introspection switches, measured
 //!    on the parsed document with fragments expanded by counting.
 //! 3. [`merge`]: identical selections are merged, then the fields that will
 //!    run are counted again (`max_fields`, per operation and per batch).
@@ -16,7 +16,8 @@
 //!
 //! Every refusal is a [`LimitError`] with its own `extensions.code`
 //! (`crate::error`). Limits are generic over the schema: nothing here
-//! names a field of ours.
+//! names a field of ours beyond the spec-defined `_entities` (federation)
+//! and `nodes` (Relay).
 
 pub mod budget;
 pub mod document;
@@ -64,6 +65,8 @@ pub enum LimitError {
     InputTooDeep { limit: usize },
     #[error("too many _entities representations: {found}, at most {limit}")]
     TooManyRepresentations { found: usize, limit: usize },
+    #[error("too many nodes ids: {found}, at most {limit}")]
+    TooManyNodeIds { found: usize, limit: usize },
     #[error("{field} is disabled on this server")]
     IntrospectionDisabled { field: String },
     #[error("operation would make about {found} upstream calls, at most {limit}")]

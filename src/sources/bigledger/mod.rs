@@ -28,7 +28,7 @@ use super::{Batch, LedgerScan, ScanRequest, Source, SourceInfo};
 use crate::clock::Clock;
 use crate::config::SourceConfig;
 use crate::ledger::{BatchLimits, Capabilities, Pushdown, SourceFilter, Support, Watermark};
-use crate::model::{EventType, Item, LedgerEntry, Location, SourceKind, SourceName};
+use crate::model::{EventType, Item, LedgerEntry, Location, NodeKind, SourceKind, SourceName};
 use crate::upstream::{
     endpoint, sensitive_header, Call, Credentials, RateLimit, UpstreamClient, UpstreamError, UpstreamFailure,
 };
@@ -89,6 +89,9 @@ impl BigLedger {
             },
             event_types: &[EventType::Adjustment, EventType::Transfer],
             max_page_size: MAX_PAGE_SIZE,
+            // Ids only narrow the walk to their documents' days: a read is a
+            // page of those days' documents, however many ids they hold.
+            ids_per_read: MAX_PAGE_SIZE,
             items: Some(lookups),
             locations: Some(lookups),
         };
@@ -429,6 +432,16 @@ impl LedgerScan for Walk<'_> {
 impl Source for BigLedger {
     fn info(&self) -> &SourceInfo {
         &self.info
+    }
+
+    /// Entry ids are the gateway's own (`adj:<day>:…`, `xfer:<day>:…`);
+    /// BigLedger's item and location ids (`item_…`, `loc_…` in its docs)
+    /// hold no `:`, so never parse as one, but may equal each other.
+    fn node_kinds(&self, native_id: &str) -> Vec<NodeKind> {
+        match EntryId::parse(native_id) {
+            Some(_) => vec![NodeKind::Entry],
+            None => vec![NodeKind::Item, NodeKind::Location],
+        }
     }
 
     fn scan<'a>(&'a self, credentials: &'a Credentials, request: ScanRequest) -> Box<dyn LedgerScan + 'a> {

@@ -25,7 +25,7 @@ use super::{Batch, LedgerScan, ScanRequest, Source, SourceInfo};
 use crate::clock::Clock;
 use crate::config::SourceConfig;
 use crate::ledger::{BatchLimits, Capabilities, Pushdown, SourceFilter, Support, Watermark};
-use crate::model::{EventType, Item, LedgerEntry, Location, SortKey, SourceKind, SourceName};
+use crate::model::{EventType, Item, LedgerEntry, Location, NodeKind, SortKey, SourceKind, SourceName};
 use crate::upstream::{endpoint, Call, Credentials, RateLimit, UpstreamClient, UpstreamError, UpstreamFailure};
 use query::{AnyOf, Guid, MAX_URL_LEN, ORDER_BY};
 use records::{Collection, ItemRecord, LedgerRecord, LocationRecord};
@@ -81,11 +81,13 @@ impl BusinessCentral {
                 EventType::Other,
             ],
             max_page_size: MAX_PAGE_SIZE,
+            // Set below, from the URL length the company root leaves.
+            ids_per_read: 1,
             // BC serves 5 concurrent requests per user before queueing.
             items: Some(BatchLimits { max_keys: MAX_KEYS_PER_CALL, concurrency: 2 }),
             locations: Some(BatchLimits { max_keys: MAX_KEYS_PER_CALL, concurrency: 2 }),
         };
-        Self {
+        let mut source = Self {
             client: UpstreamClient::new(
                 name.clone(),
                 config.http.policy().with_default_rate_limit(RATE_LIMIT),
@@ -100,7 +102,10 @@ impl BusinessCentral {
             },
             base_url: config.base_url.clone(),
             page_size: config.page_size.unwrap_or(DEFAULT_PAGE_SIZE).clamp(1, MAX_PAGE_SIZE),
-        }
+        };
+        let fits = |filter: &str| source.ledger_url(filter).as_str().len() <= MAX_URL_LEN;
+        source.info.capabilities.ids_per_read = query::ids_per_read(&fits);
+        source
     }
 
     /// `segment` under the company root, with `params` percent-encoded.
@@ -325,6 +330,15 @@ impl LedgerScan for ChunkScan<'_> {
 impl Source for BusinessCentral {
     fn info(&self) -> &SourceInfo {
         &self.info
+    }
+
+    /// Entries are keyed by GUID; items by number and locations by code,
+    /// both at most 20 characters, so never a GUID, but possibly equal.
+    fn node_kinds(&self, native_id: &str) -> Vec<NodeKind> {
+        match Guid::parse(native_id) {
+            Some(_) => vec![NodeKind::Entry],
+            None => vec![NodeKind::Item, NodeKind::Location],
+        }
     }
 
     fn scan<'a>(&'a self, credentials: &'a Credentials, request: ScanRequest) -> Box<dyn LedgerScan + 'a> {

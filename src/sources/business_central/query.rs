@@ -212,6 +212,15 @@ pub fn chunked_any_of(
     filters
 }
 
+/// How many entry ids one ledger read carries within `fits`: every GUID is
+/// as long as any other, so as many as the first read of a long list holds.
+pub fn ids_per_read(fits: &dyn Fn(&str) -> bool) -> usize {
+    const SAMPLE: usize = 500;
+    let sample: Vec<String> = (0..SAMPLE).map(|i| format!("{i:08x}-0000-0000-0000-000000000000")).collect();
+    let reads = chunked_any_of(&[], "id", &sample, AnyOf::OrEq, fits);
+    reads.first().map_or(1, |read| read.matches(" eq ").count())
+}
+
 /// What to ask BC for one ledger read.
 #[derive(Debug, Default, PartialEq)]
 pub struct LedgerQuery {

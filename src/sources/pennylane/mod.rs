@@ -88,6 +88,8 @@ impl Pennylane {
             },
             event_types: &[EventType::Journal],
             max_page_size: MAX_PAGE_SIZE,
+            // `id in` lists are read in chunks of a page.
+            ids_per_read: MAX_PAGE_SIZE,
             items: None,
             locations: None,
         };

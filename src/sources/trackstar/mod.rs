@@ -74,6 +74,7 @@ impl Trackstar {
                 EventType::Other,
             ],
             max_page_size: MAX_PAGE_SIZE,
+            ids_per_read: MAX_IDS_PER_CALL,
             items: Some(BatchLimits { max_keys: MAX_IDS_PER_CALL, concurrency: LOOKUP_CONCURRENCY }),
             locations: Some(BatchLimits { max_keys: MAX_IDS_PER_CALL, concurrency: LOOKUP_CONCURRENCY }),
         };
