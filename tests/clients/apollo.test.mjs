@@ -70,7 +70,7 @@ for (const persisted of [false, true]) {
         const { client } = apollo({ persisted });
         const query = gql(op.document);
         const result = await client.query({ query, variables: op.variables });
-        assert.equal(result.error, undefined);
+        assert.equal(result.error, undefined, `${result.error}`);
         assert.deepEqual(withoutTypename(result.data), expected);
         const cached = await client.query({ query, variables: op.variables, fetchPolicy: 'cache-only' });
         assert.deepEqual(cached.data, result.data, 'the normalized cache answers the operation alone');
