@@ -84,6 +84,19 @@ export function operations(ids) {
 /** The paged operation of the fetchMore tests. */
 export const LEDGER_PAGE = readFileSync(path.join(QUERIES_DIR, 'LedgerPage.graphql'), 'utf8');
 
+/** The entry ids of the first `count` pages of `first`, walked directly. */
+export async function directWalk(url, count, first) {
+  const ids = [];
+  let after;
+  for (let i = 0; i < count; i++) {
+    const page = noErrors(await graphql(url, LEDGER_PAGE, { first, after }), `page ${i + 1}`).ledgerEntries;
+    ids.push(...page.edges.map((e) => e.node.id));
+    after = page.pageInfo.endCursor;
+  }
+  assert.equal(new Set(ids).size, count * first, `${count} pages of ${first} distinct entries`);
+  return ids;
+}
+
 /** One item that fails (its source answers 503) beside one that does not. */
 export const TWO_ITEMS = `
 query TwoItems($failing: ID!, $working: ID!) {
@@ -122,6 +135,16 @@ export function recordingFetch() {
     return response;
   }
   return { fetch: recorded, exchanges };
+}
+
+/**
+ * The `data` of every answer that carried some, oldest first (a persisted
+ * query's miss carries none); none may carry errors.
+ */
+export function answers(exchanges) {
+  const answered = exchanges.filter((e) => e.response?.data !== undefined);
+  for (const e of answered) assert.equal(e.response.errors, undefined, `${e.method} ${e.url}: ${JSON.stringify(e.response.errors)}`);
+  return answered.map((e) => e.response.data);
 }
 
 /** What one exchange sent: `{ query, extensions }`, from the body of a POST or the URL of a GET. */

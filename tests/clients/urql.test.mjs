@@ -18,6 +18,8 @@ import { STARTUP_TIMEOUT_MS, graphql, recentLog, startGateway, stopGateway } fro
 import { installFaults, resetMock } from '../support/mock.mjs';
 import {
   LEDGER_PAGE,
+  answers,
+  directWalk,
   TRACKSTAR_ITEMS_DOWN,
   TWO_ITEMS,
   operations,
@@ -73,6 +75,15 @@ function urql({ persisted }) {
   return { client, exchanges: recorder.exchanges };
 }
 
+/**
+ * `value` as plain JSON without `__typename`: Graphcache builds results on
+ * null-prototype objects and leaves out some of the `__typename` fields it
+ * added to the document (those the operation did not select).
+ */
+function plain(value) {
+  return withoutTypename(JSON.parse(JSON.stringify(value)));
+}
+
 async function direct(document, variables) {
   const body = await graphql(url, document, variables);
   assert.equal(body.errors, undefined, `direct request: ${JSON.stringify(body.errors)}\n${recentLog()}`);
@@ -85,12 +96,13 @@ for (const persisted of [false, true]) {
   test(`${label}: the README's operations, read back from Graphcache`, async (t) => {
     for (const op of operations(ids)) {
       await t.test(op.name, async () => {
-        const expected = withoutTypename(await direct(op.document, op.variables));
         const { client, exchanges } = urql({ persisted });
         const query = gql(op.document);
         const result = await client.query(query, op.variables).toPromise();
         assert.equal(result.error, undefined, `${result.error}`);
-        assert.deepEqual(withoutTypename(result.data), expected);
+        const [received, ...more] = answers(exchanges);
+        assert.deepEqual(more, [], 'one answer with data');
+        assert.deepEqual(plain(result.data), plain(received), 'the result is what the gateway sent');
         const sent = exchanges.length;
         const cached = await client.query(query, op.variables, { requestPolicy: 'cache-only' }).toPromise();
         assert.deepEqual(cached.data, result.data, 'the normalized cache answers the operation alone');
@@ -100,28 +112,23 @@ for (const persisted of [false, true]) {
   });
 
   test(`${label}: relayPagination pages the ledger into one connection, nothing lost or repeated`, async () => {
-    const pages = [];
-    let after;
-    for (let i = 0; i < 3; i++) {
-      const page = (await direct(LEDGER_PAGE, { first: 4, after })).ledgerEntries;
-      pages.push(page);
-      after = page.pageInfo.endCursor;
-    }
+    const walked = await directWalk(url, 3, 4);
 
-    const { client } = urql({ persisted });
+    const { client, exchanges } = urql({ persisted });
     const query = gql(LEDGER_PAGE);
     let merged;
-    after = undefined;
-    for (const page of pages) {
+    let after;
+    for (let i = 0; i < 3; i++) {
       const result = await client.query(query, { first: 4, after }).toPromise();
       assert.equal(result.error, undefined, `${result.error}`);
-      merged = result.data.ledgerEntries;
-      after = page.pageInfo.endCursor;
+      merged = plain(result.data.ledgerEntries);
+      after = merged.pageInfo.endCursor;
     }
-    const edges = pages.flatMap((page) => page.edges);
-    assert.deepEqual(withoutTypename(merged.edges), edges);
-    assert.equal(new Set(edges.map((e) => e.node.id)).size, 12, 'three pages of four distinct entries');
-    assert.deepEqual(withoutTypename(merged.pageInfo), { ...pages.at(-1).pageInfo });
+    const pages = answers(exchanges).map((data) => plain(data.ledgerEntries));
+    assert.equal(pages.length, 3);
+    assert.deepEqual(merged.edges, pages.flatMap((page) => page.edges), 'every page\'s edges, in order');
+    assert.deepEqual(merged.pageInfo, pages.at(-1).pageInfo);
+    assert.deepEqual(merged.edges.map((e) => e.node.id), walked, 'the entries of a direct walk, none lost or repeated');
   });
 
   test(`${label}: a failing item lookup is item: null with its error`, async () => {
@@ -176,5 +183,8 @@ test('urql, persisted queries: an unknown hash is PersistedQueryNotFound, the qu
   assert.equal(second.exchanges.length, 1);
   const [hit] = second.exchanges;
   assert.equal(hit.method, 'GET');
-  assert.deepEqual(sentRequest(hit), { query: undefined, extensions: { persistedQuery: { version: 1, sha256Hash: hash } } });
+  const sent = sentRequest(hit);
+  assert.equal(sent.query, undefined, 'the hash alone');
+  assert.deepEqual(sent.extensions.persistedQuery, { version: 1, sha256Hash: hash });
+  assert.equal(hit.response.errors, undefined);
 });
