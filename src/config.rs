@@ -904,6 +904,27 @@ rate_limit = { requests = 6000, per_ms = 300000, concurrency = 5 }"#,
     }
 
     #[test]
+    fn persisted_query_settings_load_and_are_range_checked() {
+        let config = parse_with_source(
+            "[server.persisted_queries]\nmax_entries = 5\nmax_bytes = 2048\nsafelist = \"manifest.json\"",
+        )
+        .unwrap();
+        let persisted = &config.server.persisted_queries;
+        assert_eq!((persisted.max_entries, persisted.max_bytes), (5, 2048));
+        assert_eq!(persisted.safelist.as_deref(), Some(Path::new("manifest.json")));
+        assert_eq!(parse_with_source("").unwrap().server.persisted_queries.safelist, None, "off by default");
+        let cases = [
+            ("max_entries = 0", "server.persisted_queries.max_entries: must be between 1 and 10000000"),
+            ("max_bytes = 1023", "server.persisted_queries.max_bytes: must be between 1024 and 1073741824"),
+            ("max_bytes = 1073741825", "server.persisted_queries.max_bytes: must be between 1024 and 1073741824"),
+        ];
+        for (setting, expected) in cases {
+            let toml = format!("[server.persisted_queries]\n{setting}");
+            assert_eq!(parse_with_source(&toml).unwrap_err().to_string(), expected, "{setting}");
+        }
+    }
+
+    #[test]
     fn secrets_never_serialize() {
         let config = parse(
             r#"[sources.wms]

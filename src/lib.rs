@@ -7,7 +7,8 @@
 //!
 //! - [`server`]: the accept loop (connection bound, header, body and idle
 //!   timeouts) and HTTP routes (GraphQL over HTTP with its statuses,
-//!   GraphiQL, health, metrics).
+//!   automatic persisted queries and the safelist, GraphiQL, health,
+//!   metrics).
 //! - [`schema`]: the GraphQL face: root fields, types, filter inputs,
 //!   federation entities, error codes, field-error nulls, query limits and
 //!   the upstream call estimate.

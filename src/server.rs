@@ -211,7 +211,7 @@ async fn execute_batch<E: Executor>(
         .map(|operation| async move {
             match operation {
                 Ok(resolved) => run(state, headers, resolved).await,
-                Err(error) => async_graphql::Response::from_errors(vec![error.into_server_error()]),
+                Err(error) => refused(error),
             }
         })
         .collect::<FuturesOrdered<_>>()
@@ -238,8 +238,12 @@ async fn run<E: Executor>(state: &AppState<E>, headers: &HeaderMap, resolved: Re
 /// the media type (a miss is a 200 the client acts on).
 fn persisted_error(headers: &HeaderMap, error: PersistedQueryError) -> Response {
     let status = error.status();
-    let response = BatchResponse::Single(async_graphql::Response::from_errors(vec![error.into_server_error()]));
-    reply(headers, status, &response)
+    reply(headers, status, &BatchResponse::Single(refused(error)))
+}
+
+/// The response of an operation refused before it ran: its error alone.
+fn refused(error: PersistedQueryError) -> async_graphql::Response {
+    async_graphql::Response::from_errors(vec![error.into_server_error()])
 }
 
 /// Answers in the media type the client prefers, with the status GraphQL

@@ -110,6 +110,17 @@ credentials = { api_key = "file-secret-4f1c" }
     assert!(!stderr.contains("env-secret-9a2e"), "{stderr}");
 }
 
+#[test]
+fn check_config_reads_the_safelist_as_serving_would() {
+    let file = config_file("check_config_safelist", "[sources.wms]\nkind = \"trackstar\"\nbase_url = \"https://x.example\"\ncredentials = { api_key = \"k\", access_token = \"t\" }\n");
+    let missing = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("check-config-missing-manifest.json");
+    let env = [("LEDGER_GATEWAY__SERVER__PERSISTED_QUERIES__SAFELIST", missing.to_str().unwrap())];
+    let output = run_to_exit(gateway(&["check-config", &file], &env));
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("server.persisted_queries.safelist: ") && stderr.contains("cannot be read"), "{stderr}");
+}
+
 /// A gateway child that is killed when dropped, with its log lines.
 struct Running {
     child: Child,

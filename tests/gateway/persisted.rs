@@ -352,6 +352,6 @@ async fn an_unusable_safelist_fails_start_up_naming_the_key() {
     }
     config.server.persisted_queries.safelist =
         Some(PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("no-such-manifest.json"));
-    let error = ledger_gateway::app(&config).err().expect("a missing manifest is an error").to_string();
+    let error = ledger_gateway::app(&config).expect_err("a missing manifest is an error").to_string();
     assert!(error.contains("no-such-manifest.json: cannot be read"), "{error}");
 }
