@@ -26,6 +26,9 @@ use crate::sources::Registry;
 use crate::upstream::UpstreamError;
 
 /// An object that can be refetched by its id alone (Relay).
+// A node lives only while its field resolves; boxing the entry would cost
+// an allocation per node for nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, Interface)]
 #[graphql(field(name = "id", ty = "ID", desc = "`<source>:<native id>`, unique across sources."))]
 pub enum Node {
@@ -47,8 +50,9 @@ impl Node {
 /// The object `id` names: of kind `wanted`, or of whichever kind its source
 /// holds it as. Unknown, malformed and ambiguous ids are errors.
 pub async fn find(ctx: &Context<'_>, id: &str, wanted: Option<NodeKind>) -> async_graphql::Result<Node> {
-    let (source, native) = split_global_id(id)
-        .ok_or_else(|| GatewayError::BadUserInput(format!("id {id:?} is not of the form <source>:<native id>")))?;
+    let Some((source, native)) = split_global_id(id) else {
+        return Err(GatewayError::BadUserInput(format!("id {id:?} is not of the form <source>:<native id>")).extend());
+    };
     let registry = ctx.data::<Arc<Registry>>()?;
     let loaders = ctx.data::<Loaders>()?;
     let Some(configured) = registry.get(source) else { return Err(GatewayError::NotFound(id.to_owned()).extend()) };
@@ -59,7 +63,9 @@ pub async fn find(ctx: &Context<'_>, id: &str, wanted: Option<NodeKind>) -> asyn
 
 async fn load(loaders: &Loaders, kind: NodeKind, source: &str, native: &str) -> Result<Option<Node>, UpstreamError> {
     Ok(match kind {
-        NodeKind::Entry => loaders.entry(source, native).await?.map(|entry| Node::LedgerEntry(LedgerEntry((*entry).clone()))),
+        NodeKind::Entry => {
+            loaders.entry(source, native).await?.map(|entry| Node::LedgerEntry(LedgerEntry((*entry).clone())))
+        }
         NodeKind::Item => loaders.item(source, native).await?.map(|item| Node::Item(Item(item))),
         NodeKind::Location => loaders.location(source, native).await?.map(|place| Node::Location(Location(place))),
     })
@@ -105,7 +111,12 @@ fn add_error_at(ctx: &Context<'_>, error: async_graphql::Error, index: usize) {
 /// or null with its error at the path of its representation in
 /// `_entities`, so a router reports it where the entity belongs and the
 /// other representations still resolve.
-pub async fn entity(ctx: &Context<'_>, typename: &str, id: &str, kind: NodeKind) -> async_graphql::Result<Option<Node>> {
+pub async fn entity(
+    ctx: &Context<'_>,
+    typename: &str,
+    id: &str,
+    kind: NodeKind,
+) -> async_graphql::Result<Option<Node>> {
     match find(ctx, id, Some(kind)).await {
         Ok(node) => Ok(Some(node)),
         Err(error) => {
@@ -121,7 +132,10 @@ pub async fn entity(ctx: &Context<'_>, typename: &str, id: &str, kind: NodeKind)
 /// failing one claims the next index holding that type and key (duplicates
 /// fail alike, so which claims which does not matter).
 #[derive(Debug, Default)]
-pub struct EntitySlots(Mutex<Option<HashMap<(String, String), VecDeque<usize>>>>);
+pub struct EntitySlots(Mutex<Option<Slots>>);
+
+/// Indices of representations by type and key.
+type Slots = HashMap<(String, String), VecDeque<usize>>;
 
 impl EntitySlots {
     fn claim(&self, ctx: &Context<'_>, typename: &str, id: &str) -> async_graphql::Result<usize> {
@@ -135,9 +149,8 @@ impl EntitySlots {
     }
 }
 
-/// Indices of the representations by type and key.
-fn index(representations: &[Any]) -> HashMap<(String, String), VecDeque<usize>> {
-    let mut slots: HashMap<(String, String), VecDeque<usize>> = HashMap::new();
+fn index(representations: &[Any]) -> Slots {
+    let mut slots = Slots::new();
     for (position, Any(representation)) in representations.iter().enumerate() {
         let Value::Object(fields) = representation else { continue };
         if let (Some(Value::String(typename)), Some(Value::String(id))) = (fields.get("__typename"), fields.get("id")) {

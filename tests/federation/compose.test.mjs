@@ -177,7 +177,7 @@ async function entitiesQuery(typeName, representations) {
   );
 }
 
-test('_entities resolves real ids of every entity, and unknown ids to null', async (t) => {
+test('_entities resolves real ids of every entity, and an unknown id to null with its error', async (t) => {
   const ledgerDoc = parse(sdl);
   const entry = typeDefinition(ledgerDoc, 'LedgerEntry');
   const entryFields = new Set(entry.fields.map((f) => f.name.value));
@@ -201,7 +201,8 @@ test('_entities resolves real ids of every entity, and unknown ids to null', asy
       const unknown = `${source}:no-such-${lowerFirst(name)}`;
       const representations = [...ids, unknown].map((id) => ({ __typename: name, id }));
       const body = await entitiesQuery(name, representations);
-      assert.equal(body.errors, undefined, JSON.stringify(body.errors));
+      const errors = (body.errors ?? []).map((e) => ({ path: e.path, code: e.extensions?.code }));
+      assert.deepEqual(errors, [{ path: ['_entities', ids.length], code: 'NOT_FOUND' }], JSON.stringify(body.errors));
       const expected = [...ids.map((id) => ({ __typename: name, id })), null];
       assert.deepEqual(body.data._entities, expected);
     });

@@ -47,6 +47,8 @@ mod ledger_entries;
 mod limits;
 /// The merged ledger across sources: exactly once, in order, counts.
 mod merged;
+/// Relay's `node` and `nodes`: every type, request order, errors, cost.
+mod nodes;
 /// Pennylane: dated then undated entries, amounts from lines, pushdown, errors, its mock's wire format.
 mod pennylane;
 /// Automatic persisted queries: POST and GET by hash, registration, hash

@@ -355,8 +355,9 @@ mod tests {
     fn node_ids_are_summed_over_aliases_inline_and_through_variables() {
         let mut limits = limits();
         limits.config.max_node_ids = 3;
-        let doc = parse_query(r#"query ($ids: [ID!]!) { a: nodes(ids: ["s:1", "s:2"]) { id } b: nodes(ids: $ids) { id } }"#)
-            .unwrap();
+        let doc =
+            parse_query(r#"query ($ids: [ID!]!) { a: nodes(ids: ["s:1", "s:2"]) { id } b: nodes(ids: $ids) { id } }"#)
+                .unwrap();
         let two = Variables::from_json(serde_json::json!({"ids": ["s:3", "s:4"]}));
         assert_eq!(check_document(&doc, &two, &limits), Err(LimitError::TooManyNodeIds { found: 4, limit: 3 }));
         let one = Variables::from_json(serde_json::json!({"ids": ["s:3"]}));

@@ -331,6 +331,18 @@ fn ids_become_one_field_or_clause_and_non_guids_are_dropped() {
 }
 
 #[test]
+fn ids_per_read_is_how_many_guids_one_read_of_a_long_list_holds() {
+    let fits = |f: &str| f.len() <= 1500;
+    let per_read = query::ids_per_read(&fits);
+    let ids: Vec<String> = (0..500).map(|n| format!("00000000-0000-0000-0000-{n:012}")).collect();
+    let filter = SourceFilter { ids: Some(ids.iter().cloned().collect()), ..Default::default() };
+    let reads = query::ledger_query(&filter, None, &fits).filters;
+    assert!(per_read > 1, "{per_read}");
+    assert_eq!(reads[0].matches("id eq ").count(), per_read);
+    assert_eq!(reads.len(), 500usize.div_ceil(per_read));
+}
+
+#[test]
 fn long_id_lists_are_split_so_every_filter_fits() {
     let ids: Vec<String> = (0..500).map(|n| format!("00000000-0000-0000-0000-{n:012}")).collect();
     let filter =
