@@ -86,7 +86,8 @@ for (const persisted of [false, true]) {
 
     const { client, exchanges } = apollo({ persisted });
     const watched = client.watchQuery({ query: gql(LEDGER_PAGE), variables: { first: 4 } });
-    let current = await firstValueFrom(watched.pipe(filter((r) => r.dataState === 'complete')));
+    let current = await firstValueFrom(watched.pipe(filter((r) => r.dataState === 'complete' || r.error)));
+    assert.equal(current.error, undefined, `${current.error}`);
     for (let i = 1; i < 3; i++) {
       await watched.fetchMore({ variables: { after: current.data.ledgerEntries.pageInfo.endCursor } });
       current = watched.getCurrentResult();
