@@ -73,7 +73,7 @@ before(async () => {
   configDir = mkdtempSync(path.join(tmpdir(), 'ledger-gateway-cors-'));
   const config = path.join(configDir, 'cors.toml');
   writeFileSync(config, `[server.cors]\nallow_origins = ["${allowed}"]\n`);
-  gateway = await startGateway(['--config', config]);
+  gateway = await startGateway({ args: ['--config', config] });
   browser = await launchChromium();
 }, { timeout: 2 * STARTUP_TIMEOUT_MS + 10_000 });
 

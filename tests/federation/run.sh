@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Federation test: Apollo's own composition over the SDL the running gateway
-# serves, plus `_entities` over HTTP.
+# Federation tests: Apollo's own composition over the SDL the running gateway
+# serves, `_entities` over HTTP, and the gateway behind real routers (Hive
+# Gateway's CLI, @apollo/gateway in @apollo/server) next to a second subgraph.
 #
 # Does NOT build the gateway: build it first, e.g.
 #   cargo build && tests/federation/run.sh

@@ -18,12 +18,25 @@ const REQUEST_TIMEOUT_MS = 30_000;
 const EXIT_TIMEOUT_MS = 5_000;
 // The demo also logs the mock's `addr=`; only the `listening` line is ours.
 const LISTENING_RE = /listening.*addr=(\S+)/;
+const MOCK_STARTED_RE = /mock upstreams started.*addr=(\S+)/;
 
 let child; // ChildProcess of the running gateway, if any
+let mockBase; // base URL of the demo's in-process mock upstreams, once logged
 let log = []; // recent output lines, for failure messages
 
 export function recentLog() {
   return log.slice(-40).join('\n');
+}
+
+/** Base URL (`http://127.0.0.1:PORT`) of the running demo's mock upstreams (`/__mock/stats`...). */
+export function mockUrl() {
+  if (!mockBase) throw new Error(`the gateway has not logged its mock upstreams' address\n${recentLog()}`);
+  return mockBase;
+}
+
+/** An `addr=` field value without the quotes or comma a log format may add. */
+function address(value) {
+  return value.replace(/^["']|["',]+$/g, '');
 }
 
 export function withTimeout(promise, ms, what) {
@@ -35,14 +48,16 @@ export function withTimeout(promise, ms, what) {
 }
 
 /**
- * Starts the gateway, with `args` after the demo's own (say `--config FILE`
- * for [server] settings); resolves to its base URL (`http://127.0.0.1:PORT`).
+ * Starts the gateway; resolves to its base URL (`http://127.0.0.1:PORT`).
+ * `args` go after the demo's own (say `--config FILE` for [server]
+ * settings); `env` adds settings (`LEDGER_GATEWAY__SECTION__KEY`), which the
+ * demo honours.
  */
-export function startGateway(args = []) {
+export function startGateway({ args = [], env = {} } = {}) {
   return new Promise((resolve, reject) => {
     const proc = spawn(GATEWAY_BIN, ['serve', '--demo', '--listen', '127.0.0.1:0', ...args], {
       cwd: REPO_ROOT,
-      env: { ...process.env, RUST_LOG: 'info', NO_COLOR: '1' },
+      env: { ...process.env, ...env, RUST_LOG: 'info', NO_COLOR: '1' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     child = proc;
@@ -60,12 +75,13 @@ export function startGateway(args = []) {
     function onLine(line) {
       log.push(line);
       if (log.length > 500) log = log.slice(-200);
+      const mock = MOCK_STARTED_RE.exec(line);
+      if (mock) mockBase = `http://${address(mock[1])}`;
       const m = LISTENING_RE.exec(line);
       if (m && !settled) {
         settled = true;
         clearTimeout(timer);
-        // Tolerate a quoted or comma-terminated field value.
-        resolve(`http://${m[1].replace(/^["']|["',]+$/g, '')}`);
+        resolve(`http://${address(m[1])}`);
       }
     }
     createInterface({ input: proc.stdout }).on('line', onLine);
