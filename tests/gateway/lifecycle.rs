@@ -15,6 +15,8 @@ use crate::cli::{config_file, gateway, Running, WAIT};
 
 /// A configuration serving the mock's Trackstar as the source `wms`, with
 /// `api_key` (the mock takes any access token, as a tenant of its own).
+/// Ledger pages are not cached: a held request must reach the mock even
+/// when an earlier page's window already covered its entries.
 pub fn config_for(mock: &Mock, api_key: &str, extra: &str) -> String {
     format!(
         r#"[server]
@@ -25,6 +27,9 @@ kind = "trackstar"
 base_url = "{base}"
 credentials = {{ api_key = "{api_key}", access_token = "{token}" }}
 http = {{ rate_limit = {{ requests = 1000, per_ms = 1000 }} }}
+
+[cache]
+ledger_ttl_secs = 0
 "#,
         base = mock.url("trackstar"),
         token = trackstar::ACCESS_TOKEN,

@@ -17,7 +17,7 @@ fn the_example_configuration_validates_with_its_secrets_from_the_environment() {
     let secrets = [
         ("LEDGER_GATEWAY__SOURCES__TRACKSTAR__CREDENTIALS__API_KEY", "k"),
         ("LEDGER_GATEWAY__SOURCES__TRACKSTAR__CREDENTIALS__ACCESS_TOKEN", "t"),
-        ("LEDGER_GATEWAY__SOURCES__BUSINESS_CENTRAL__CREDENTIALS__TOKEN", "t"),
+        ("LEDGER_GATEWAY__SOURCES__BUSINESS_CENTRAL__CREDENTIALS__CLIENT_SECRET", "s"),
         ("LEDGER_GATEWAY__SOURCES__BIGLEDGER__CREDENTIALS__API_KEY", "k"),
         ("LEDGER_GATEWAY__SOURCES__BIGLEDGER__CREDENTIALS__COMPANY_ID", "c"),
         ("LEDGER_GATEWAY__SOURCES__PENNYLANE__CREDENTIALS__TOKEN", "t"),
@@ -44,6 +44,8 @@ http = { rate_limit = { requests = 1, per_ms = 1000 } }
 [cache.sources.wms]
 [telemetry.otlp]
 endpoint = "http://127.0.0.1:4318"
+[server.cors]
+allow_origins = ["https://app.example.com"]
 "#;
 
 /// Every key of the loaded configuration, dotted, with its value; map keys
