@@ -10,7 +10,8 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo_root="$(cd "$here/../.." && pwd)"
+# shellcheck source=../support/suite.sh
+source "$here/../support/suite.sh"
 
 chromium="${CHROMIUM_PATH:-/usr/bin/chromium}"
 if [[ ! -x "$chromium" ]]; then
@@ -18,18 +19,10 @@ if [[ ! -x "$chromium" ]]; then
     echo "CHROMIUM_PATH=$CHROMIUM_PATH is not executable" >&2
     exit 1
   fi
-  sudo=""
-  if [[ "$(id -u)" != 0 ]]; then sudo="sudo"; fi
-  $sudo apt-get update
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium
+  apt_install chromium
 fi
 
-(cd "$here" && npm ci --no-audit --no-fund)
+npm_install "$here"
 
-cd "$repo_root"
-export LEDGER_GATEWAY_BIN="${LEDGER_GATEWAY_BIN:-target/debug/ledger-gateway}"
-if [[ ! -x "$(realpath -m "$LEDGER_GATEWAY_BIN")" ]]; then
-  echo "gateway binary not found: $LEDGER_GATEWAY_BIN (build it first, e.g. cargo build)" >&2
-  exit 1
-fi
+require_gateway
 exec node --test tests/browser/*.test.mjs

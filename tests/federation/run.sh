@@ -10,14 +10,10 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo_root="$(cd "$here/../.." && pwd)"
+# shellcheck source=../support/suite.sh
+source "$here/../support/suite.sh"
 
-(cd "$here" && npm ci --no-audit --no-fund)
+npm_install "$here"
 
-cd "$repo_root"
-export LEDGER_GATEWAY_BIN="${LEDGER_GATEWAY_BIN:-target/debug/ledger-gateway}"
-if [[ ! -x "$(realpath -m "$LEDGER_GATEWAY_BIN")" ]]; then
-  echo "gateway binary not found: $LEDGER_GATEWAY_BIN (build it first, e.g. cargo build)" >&2
-  exit 1
-fi
+require_gateway
 exec node --test tests/federation/*.test.mjs

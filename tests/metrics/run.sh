@@ -9,19 +9,12 @@
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-repo_root="$(cd "$here/../.." && pwd)"
+# shellcheck source=../support/suite.sh
+source "$here/../support/suite.sh"
 
 if ! command -v promtool >/dev/null; then
-  sudo=""
-  if [[ "$(id -u)" != 0 ]]; then sudo="sudo"; fi
-  $sudo apt-get update
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus
+  apt_install prometheus
 fi
 
-cd "$repo_root"
-export LEDGER_GATEWAY_BIN="${LEDGER_GATEWAY_BIN:-target/debug/ledger-gateway}"
-if [[ ! -x "$(realpath -m "$LEDGER_GATEWAY_BIN")" ]]; then
-  echo "gateway binary not found: $LEDGER_GATEWAY_BIN (build it first, e.g. cargo build)" >&2
-  exit 1
-fi
+require_gateway
 exec node tests/metrics/workload.mjs
