@@ -19,13 +19,14 @@ import { installFaults, resetMock } from '../support/mock.mjs';
 import {
   LEDGER_PAGE,
   answers,
+  assertHashAloneRuns,
+  assertMissThenRegister,
   directWalk,
   TRACKSTAR_ITEMS_DOWN,
   TWO_ITEMS,
   operations,
   recordingFetch,
   sampleIds,
-  sentRequest,
   sha256,
   withoutTypename,
 } from './operations.mjs';
@@ -138,29 +139,11 @@ test('Apollo Client, persisted queries: an unknown hash is PERSISTED_QUERY_NOT_F
   const first = apollo({ persisted: true });
   const result = await first.client.query({ query: gql(document) });
   assert.deepEqual(withoutTypename(result.data), expected);
-  const [miss, register, ...rest] = first.exchanges.map((e) => ({ ...e, sent: sentRequest(e) }));
-  assert.deepEqual(rest, [], 'two requests: the hash, then the hash with its query');
-  const hash = miss.sent.extensions?.persistedQuery?.sha256Hash;
-  assert.equal(miss.method, 'GET');
-  assert.equal(miss.sent.query, undefined, 'the first request carries only the hash');
-  assert.equal(miss.status, 200);
-  assert.deepEqual(
-    miss.response.errors?.map((e) => ({ message: e.message, code: e.extensions?.code })),
-    [{ message: 'PersistedQueryNotFound', code: 'PERSISTED_QUERY_NOT_FOUND' }],
-  );
-  assert.equal(register.sent.extensions.persistedQuery.sha256Hash, hash);
-  assert.equal(sha256(register.sent.query), hash, 'the hash is the sha256 of the query sent');
-  assert.equal(register.response.errors, undefined);
+  const hash = assertMissThenRegister(first.exchanges);
 
   // Another client (another cache) finds the query registered: one GET, hash only.
   const second = apollo({ persisted: true });
   const again = await second.client.query({ query: gql(document) });
   assert.deepEqual(withoutTypename(again.data), expected);
-  assert.equal(second.exchanges.length, 1);
-  const [hit] = second.exchanges;
-  assert.equal(hit.method, 'GET');
-  const sent = sentRequest(hit);
-  assert.equal(sent.query, undefined, 'the hash alone');
-  assert.deepEqual(sent.extensions.persistedQuery, { version: 1, sha256Hash: hash });
-  assert.equal(hit.response.errors, undefined);
+  assertHashAloneRuns(second.exchanges, hash);
 });

@@ -154,3 +154,37 @@ export function sentRequest(exchange) {
   const extensions = params.get('extensions');
   return { query: params.get('query') ?? undefined, extensions: extensions ? JSON.parse(extensions) : undefined };
 }
+
+/**
+ * Checks the exchanges of a first persisted-query run: a GET with the hash
+ * alone answered 200 `PersistedQueryNotFound` (urql recognises the miss by
+ * the message alone, Apollo by it or the code), then the hash with the query
+ * it is the sha256 of, answered without errors. Returns the hash.
+ */
+export function assertMissThenRegister(exchanges) {
+  const [miss, register, ...rest] = exchanges.map((e) => ({ ...e, sent: sentRequest(e) }));
+  assert.deepEqual(rest, [], 'two requests: the hash, then the hash with its query');
+  const hash = miss.sent.extensions?.persistedQuery?.sha256Hash;
+  assert.equal(miss.method, 'GET');
+  assert.equal(miss.sent.query, undefined, 'the first request carries only the hash');
+  assert.equal(miss.status, 200);
+  assert.deepEqual(
+    miss.response.errors?.map((e) => ({ message: e.message, code: e.extensions?.code })),
+    [{ message: 'PersistedQueryNotFound', code: 'PERSISTED_QUERY_NOT_FOUND' }],
+  );
+  assert.equal(register.sent.extensions.persistedQuery.sha256Hash, hash);
+  assert.equal(sha256(register.sent.query), hash, 'the hash is the sha256 of the query sent');
+  assert.equal(register.response.errors, undefined);
+  return hash;
+}
+
+/** Checks a later client's one exchange: a GET with the hash alone, answered. */
+export function assertHashAloneRuns(exchanges, hash) {
+  assert.equal(exchanges.length, 1);
+  const [hit] = exchanges;
+  assert.equal(hit.method, 'GET');
+  const sent = sentRequest(hit);
+  assert.equal(sent.query, undefined, 'the hash alone');
+  assert.deepEqual(sent.extensions.persistedQuery, { version: 1, sha256Hash: hash });
+  assert.equal(hit.response.errors, undefined);
+}

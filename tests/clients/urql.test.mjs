@@ -19,13 +19,14 @@ import { installFaults, resetMock } from '../support/mock.mjs';
 import {
   LEDGER_PAGE,
   answers,
+  assertHashAloneRuns,
+  assertMissThenRegister,
   directWalk,
   TRACKSTAR_ITEMS_DOWN,
   TWO_ITEMS,
   operations,
   recordingFetch,
   sampleIds,
-  sentRequest,
   sha256,
   withoutTypename,
 } from './operations.mjs';
@@ -162,29 +163,10 @@ test('urql, persisted queries: an unknown hash is PersistedQueryNotFound, the qu
   const result = await first.client.query(gql(document), {}).toPromise();
   assert.equal(result.error, undefined, `${result.error}`);
   assert.deepEqual(withoutTypename(result.data), expected);
-  const [miss, register, ...rest] = first.exchanges.map((e) => ({ ...e, sent: sentRequest(e) }));
-  assert.deepEqual(rest, [], 'two requests: the hash, then the hash with its query');
-  const hash = miss.sent.extensions?.persistedQuery?.sha256Hash;
-  assert.equal(miss.method, 'GET');
-  assert.equal(miss.sent.query, undefined, 'the first request carries only the hash');
-  assert.equal(miss.status, 200);
-  // urql recognises the miss by the message alone.
-  assert.deepEqual(
-    miss.response.errors?.map((e) => ({ message: e.message, code: e.extensions?.code })),
-    [{ message: 'PersistedQueryNotFound', code: 'PERSISTED_QUERY_NOT_FOUND' }],
-  );
-  assert.equal(register.sent.extensions.persistedQuery.sha256Hash, hash);
-  assert.equal(sha256(register.sent.query), hash, 'the hash is the sha256 of the query sent');
-  assert.equal(register.response.errors, undefined);
+  const hash = assertMissThenRegister(first.exchanges);
 
   const second = urql({ persisted: true });
   const again = await second.client.query(gql(document), {}).toPromise();
   assert.deepEqual(withoutTypename(again.data), expected);
-  assert.equal(second.exchanges.length, 1);
-  const [hit] = second.exchanges;
-  assert.equal(hit.method, 'GET');
-  const sent = sentRequest(hit);
-  assert.equal(sent.query, undefined, 'the hash alone');
-  assert.deepEqual(sent.extensions.persistedQuery, { version: 1, sha256Hash: hash });
-  assert.equal(hit.response.errors, undefined);
+  assertHashAloneRuns(second.exchanges, hash);
 });
