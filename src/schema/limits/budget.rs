@@ -12,7 +12,8 @@
 //!   `ids_per_read` for entries; the request's loaders ask for a key once,
 //!   however many fields name it);
 //! - `node` and `nodes`: the same, each id counted as every kind its source
-//!   may hold it as (`Source::node_kinds`);
+//!   may hold it as (`Source::node_kinds`): an upper bound, since ids found
+//!   as entries are not looked up as items or locations;
 //! - `ledgerEntry`: one call each;
 //! - `ledgerEntries`: at least one call per source it reaches, one more for
 //!   `totalCount`.
