@@ -676,12 +676,14 @@ const FILE_SUFFIX: &str = "_file";
 fn read_secret_file(path: &Path) -> Result<SecretString, String> {
     let shown = path.display();
     let bytes = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
-    let text = String::from_utf8(bytes).map_err(|_| format!("{shown} is not UTF-8"))?;
-    let secret = text.strip_suffix("\r\n").or_else(|| text.strip_suffix('\n')).unwrap_or(&text);
-    if secret.trim().is_empty() {
+    let mut text = String::from_utf8(bytes).map_err(|_| format!("{shown} is not UTF-8"))?;
+    let len = text.strip_suffix("\r\n").or_else(|| text.strip_suffix('\n')).unwrap_or(&text).len();
+    // In place: no copy of the secret is left behind unzeroized.
+    text.truncate(len);
+    if text.trim().is_empty() {
         return Err(format!("{shown} is empty"));
     }
-    Ok(SecretString::from(secret))
+    Ok(SecretString::from(text))
 }
 
 /// Puts the secret the file at `path` (if any) holds into `secret`, the

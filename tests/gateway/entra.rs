@@ -15,7 +15,7 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
-use crate::cli::config_file;
+use crate::cli::{config_file, gateway, run_to_exit, text};
 use crate::helpers::{clock, error_codes, small_data, spawn_app, spawn_app_with, TestApp};
 
 const SOURCE: &str = "business-central";
@@ -108,6 +108,35 @@ async fn a_client_secret_read_from_a_file_signs_in() {
     let body = read(&app, &[SOURCE]).await;
     assert_refused(&body, "UPSTREAM_UNAUTHORIZED");
     assert!(!body.to_string().contains("s3cret-that-is-wrong"), "{body}");
+}
+
+#[test]
+fn check_config_reads_secret_files_and_shows_neither_their_contents_nor_their_paths() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let (secret, token) = (dir.join("check-config-client-secret"), dir.join("check-config-admin-token"));
+    std::fs::write(&secret, "hunter2-from-a-file\r\n").unwrap();
+    std::fs::write(&token, "an-admin-token-from-a-file\n").unwrap();
+    let toml = format!(
+        "[server]\nadmin_token_file = {token:?}\n[sources.bc]\nkind = \"business-central\"\n\
+         base_url = \"https://api.businesscentral.dynamics.com/v2.0/t/production/api/v2.0/companies(1)/\"\n\
+         credentials = {{ tenant_id = \"t\", client_id = \"app\", client_secret_file = {secret:?} }}\n"
+    );
+    let file = config_file("check-config-secret-files", &toml);
+    let output = run_to_exit(gateway(&["check-config", &file], &[]));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let shown = text(&output.stdout);
+    assert!(
+        shown.contains("client_secret = \"[redacted]\"") && shown.contains("admin_token = \"[redacted]\""),
+        "{shown}"
+    );
+    assert!(!shown.contains("from-a-file") && !shown.contains("_file"), "{shown}");
+
+    let missing = dir.join("check-config-no-such-secret");
+    let env = [("LEDGER_GATEWAY__SOURCES__BC__CREDENTIALS__CLIENT_SECRET_FILE", missing.to_str().unwrap())];
+    let output = run_to_exit(gateway(&["check-config", &file], &env));
+    assert_eq!(output.status.code(), Some(1));
+    let expected = format!("sources.bc: credentials.client_secret_file: cannot read {}", missing.display());
+    assert!(text(&output.stderr).contains(&expected), "{}", text(&output.stderr));
 }
 
 #[tokio::test]
