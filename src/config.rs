@@ -197,6 +197,10 @@ pub struct ServerConfig {
     /// does not exist (404). At least 16 characters.
     #[serde(serialize_with = "redacted_secret")]
     pub admin_token: Option<SecretString>,
+    /// A file holding `admin_token` instead; read into it at load, so a
+    /// loaded configuration never has it (nor shows it).
+    #[serde(skip_serializing)]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 /// Automatic persisted queries (Apollo's protocol): the store every caller
@@ -328,6 +332,7 @@ impl Default for ServerConfig {
             cors: None,
             shutdown_grace_ms: 10_000,
             admin_token: None,
+            admin_token_file: None,
         }
     }
 }
@@ -661,6 +666,37 @@ pub struct SourceConfig {
     pub scope: Option<String>,
 }
 
+/// The suffix of a key whose value is the path of a file holding the secret
+/// the key without it names (`client_secret_file` for `client_secret`).
+const FILE_SUFFIX: &str = "_file";
+
+/// The secret in the file at `path`, as container secrets are mounted: its
+/// contents less one trailing newline. The error names the path, never what
+/// the file holds.
+fn read_secret_file(path: &Path) -> Result<SecretString, String> {
+    let shown = path.display();
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot read {shown}: {e}"))?;
+    let mut text = String::from_utf8(bytes).map_err(|_| format!("{shown} is not UTF-8"))?;
+    let len = text.strip_suffix("\r\n").or_else(|| text.strip_suffix('\n')).unwrap_or(&text).len();
+    // In place: no copy of the secret is left behind unzeroized.
+    text.truncate(len);
+    if text.trim().is_empty() {
+        return Err(format!("{shown} is empty"));
+    }
+    Ok(SecretString::from(text))
+}
+
+/// Puts the secret the file at `path` (if any) holds into `secret`, the
+/// setting `key` (whose `_file` key the error is about), which must be unset.
+fn resolve_secret_file(key: &str, secret: &mut Option<SecretString>, path: Option<&Path>) -> Result<(), String> {
+    let Some(path) = path else { return Ok(()) };
+    if secret.is_some() {
+        return Err(format!("cannot be combined with {key}: configure one of them"));
+    }
+    *secret = Some(read_secret_file(path)?);
+    Ok(())
+}
+
 fn redacted_secret<S: serde::Serializer>(secret: &Option<SecretString>, serializer: S) -> Result<S::Ok, S::Error> {
     match secret {
         Some(_) => serializer.serialize_some("[redacted]"),
@@ -816,6 +852,23 @@ impl SourceConfig {
         self.initial_window_secs.and_then(|secs| chrono::Duration::try_seconds(i64::try_from(secs).ok()?))
     }
 
+    /// Reads every `credentials.X_file` of a credential field `X` into
+    /// `credentials.X`. Other `_file` keys stay, for `invalid_credentials`
+    /// to name.
+    fn resolve_secret_files(&mut self) -> Result<(), String> {
+        let rules = crate::sources::registry::rules(self.kind);
+        let fields = rules.credential_fields.iter().chain(rules.sign_in_fields);
+        for field in fields {
+            let Some(path) = self.credentials.remove(&format!("{field}{FILE_SUFFIX}")) else { continue };
+            let mut secret = self.credentials.remove(*field);
+            let path = Path::new(path.expose_secret());
+            resolve_secret_file(&format!("credentials.{field}"), &mut secret, Some(path))
+                .map_err(|e| format!("credentials.{field}{FILE_SUFFIX}: {e}"))?;
+            self.credentials.extend(secret.map(|secret| (field.to_string(), secret)));
+        }
+        Ok(())
+    }
+
     /// What is wrong with the credential tables, if anything. A call's own
     /// fields may be forwarded or configured; a kind that signs in may
     /// configure its sign-in fields instead, all of them, and then none of
@@ -959,7 +1012,26 @@ impl Config {
             }
             figment = figment.merge(Toml::file(file));
         }
-        figment.merge(Env::prefixed(ENV_PREFIX).split("__")).extract().map_err(|e| ConfigError::Load(e.to_string()))
+        let mut config: Self = figment
+            .merge(Env::prefixed(ENV_PREFIX).split("__"))
+            .extract()
+            .map_err(|e| ConfigError::Load(e.to_string()))?;
+        config.resolve_secret_files()?;
+        Ok(config)
+    }
+
+    /// Reads every secret configured as a file (`…_file` keys) once, so a
+    /// reload, which loads anew, reads them again.
+    fn resolve_secret_files(&mut self) -> Result<(), ConfigError> {
+        let server = &mut self.server;
+        resolve_secret_file("server.admin_token", &mut server.admin_token, server.admin_token_file.take().as_deref())
+            .map_err(|message| ConfigError::Invalid { key: "server.admin_token_file", message })?;
+        for (name, source) in &mut self.sources {
+            source
+                .resolve_secret_files()
+                .map_err(|message| ConfigError::Source { source_name: name.clone(), message })?;
+        }
+        Ok(())
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {
@@ -1067,7 +1139,8 @@ credentials = { api_key = "k", access_token = "t" }"#;
     }
 
     fn parse(toml: &str) -> Result<Config, ConfigError> {
-        let config = layered(toml)?;
+        let mut config = layered(toml)?;
+        config.resolve_secret_files()?;
         config.validate()?;
         Ok(config)
     }
@@ -1444,6 +1517,99 @@ credentials = { api_key = "hunter2", access_token = "t" }"#,
         assert_eq!(config.sources["bc"].authority.as_ref().map(Url::as_str), Some("https://login.microsoftonline.us/"));
         // A static token still works (for short tests: it expires).
         parse(&business_central("token = \"eyJ0\"", "")).unwrap();
+    }
+
+    /// A file under the temp dir holding `contents`, named for the test.
+    fn secret_file(name: &str, contents: &[u8]) -> PathBuf {
+        let path = std::env::temp_dir().join(format!("ledger-gateway-{}-{name}", std::process::id()));
+        std::fs::write(&path, contents).unwrap();
+        path
+    }
+
+    #[test]
+    fn a_credential_is_read_from_its_file_less_one_trailing_newline() {
+        for (name, contents, expected) in [
+            ("lf", &b"hunter2\n"[..], "hunter2"),
+            ("crlf", b"hunter2\r\n", "hunter2"),
+            ("bare", b"hunter2", "hunter2"),
+            ("two-lf", b"hunter2\n\n", "hunter2\n"),
+        ] {
+            let path = secret_file(&format!("secret-{name}"), contents);
+            let credentials = format!(r#"tenant_id = "t", client_id = "app", client_secret_file = {path:?}"#);
+            let config = parse(&business_central(&credentials, "")).unwrap();
+            let credentials = &config.sources["bc"].credentials;
+            assert_eq!(credentials.keys().collect::<Vec<_>>(), ["client_id", "client_secret", "tenant_id"], "{name}");
+            assert_eq!(credentials["client_secret"].expose_secret(), expected, "{name}");
+            let shown = format!("{config:?} {}", toml::to_string(&config).unwrap());
+            assert!(!shown.contains("hunter2") && shown.contains("client_secret = \"[redacted]\""), "{shown}");
+        }
+    }
+
+    #[test]
+    fn unusable_credential_files_name_the_key_and_path_but_not_the_contents() {
+        let key = "sources.bc: credentials.client_secret_file";
+        let bc = |path: &Path, also: &str| {
+            error(&business_central(
+                &format!(r#"tenant_id = "t", client_id = "app", client_secret_file = {path:?}{also}"#),
+                "",
+            ))
+        };
+        let missing = std::env::temp_dir().join(format!("ledger-gateway-{}-absent", std::process::id()));
+        let refused = bc(&missing, "");
+        assert!(refused.starts_with(&format!("{key}: cannot read {}: ", missing.display())), "{refused}");
+        let empty = secret_file("secret-empty", b"\r\n");
+        assert_eq!(bc(&empty, ""), format!("{key}: {} is empty", empty.display()));
+        let blank = secret_file("secret-blank", b" \t\n");
+        assert_eq!(bc(&blank, ""), format!("{key}: {} is empty", blank.display()));
+        let latin1 = secret_file("secret-latin1", b"hunter\xe92\n");
+        assert_eq!(bc(&latin1, ""), format!("{key}: {} is not UTF-8", latin1.display()));
+        let good = secret_file("secret-good", b"hunter2\n");
+        assert_eq!(
+            bc(&good, r#", client_secret = "s""#),
+            format!("{key}: cannot be combined with credentials.client_secret: configure one of them")
+        );
+        let credentials =
+            format!(r#"tenant_id_file = "/nonexistent/tenant", client_id = "app", client_secret_file = {good:?}"#);
+        let refused = error(&business_central(&credentials, ""));
+        assert!(
+            refused.starts_with("sources.bc: credentials.tenant_id_file: cannot read /nonexistent/tenant: "),
+            "{refused}"
+        );
+        // A `_file` key of no credential field is an unknown key, not a path.
+        let refused = error_of_wms(&format!(r#", api_kee_file = {good:?}"#));
+        assert!(refused.starts_with("sources.wms: credentials.api_kee_file is not a credential"), "{refused}");
+    }
+
+    fn error_of_wms(extra: &str) -> String {
+        error(&format!(
+            "[sources.wms]\nkind = \"trackstar\"\nbase_url = \"https://x.example\"\ncredentials = {{ api_key = \"k\", access_token = \"t\"{extra} }}"
+        ))
+    }
+
+    #[test]
+    fn the_admin_token_is_read_from_its_file() {
+        let path = secret_file("admin-token", b"an-admin-token-of-some-length\r\n");
+        let config = parse_with_source(&format!("[server]\nadmin_token_file = {path:?}")).unwrap();
+        let token = config.server.admin_token.as_ref().map(|t| t.expose_secret().to_owned());
+        assert_eq!(token.as_deref(), Some("an-admin-token-of-some-length"));
+        assert_eq!(config.server.admin_token_file, None, "read once, at load");
+        let shown = toml::to_string(&config).unwrap();
+        assert!(shown.contains("admin_token = \"[redacted]\"") && !shown.contains("admin_token_file"), "{shown}");
+        assert!(!format!("{config:?}").contains("an-admin-token"));
+
+        let error = |server: &str| parse_with_source(&format!("[server]\n{server}")).unwrap_err().to_string();
+        assert_eq!(
+            error(&format!("admin_token = \"another-token-of-some-length\"\nadmin_token_file = {path:?}")),
+            "server.admin_token_file: cannot be combined with server.admin_token: configure one of them"
+        );
+        let empty = secret_file("admin-token-empty", b"\n");
+        assert_eq!(
+            error(&format!("admin_token_file = {empty:?}")),
+            format!("server.admin_token_file: {} is empty", empty.display())
+        );
+        // What the file holds is checked like the setting itself.
+        let short = secret_file("admin-token-short", b"short\n");
+        assert!(error(&format!("admin_token_file = {short:?}")).starts_with("server.admin_token: must be at least 16"));
     }
 
     #[test]

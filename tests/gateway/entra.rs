@@ -7,6 +7,7 @@
 use chrono::Duration;
 use futures::future::join_all;
 use ledger_gateway::clock::ManualClock;
+use ledger_gateway::config::Config;
 use ledger_gateway::mock::business_central::{Fault, TENANT};
 use ledger_gateway::mock::entra::{CLIENT_ID, CLIENT_SECRET, EXPIRES_IN, SCOPE};
 use ledger_gateway::mock::MockOptions;
@@ -14,6 +15,7 @@ use reqwest::StatusCode;
 use secrecy::SecretString;
 use serde_json::{json, Value};
 
+use crate::cli::{config_file, gateway, run_to_exit, text};
 use crate::helpers::{clock, error_codes, small_data, spawn_app, spawn_app_with, TestApp};
 
 const SOURCE: &str = "business-central";
@@ -76,6 +78,65 @@ async fn one_token_serves_many_requests_and_its_calls_show_in_the_stats() {
     assert_eq!(token_calls(&app).await, 1);
     assert_eq!(app.stats().await["by_route"]["POST /entra/{tenant}/oauth2/v2.0/token"], 1);
     assert!(app.calls_to(SOURCE).await >= 5);
+}
+
+/// The gateway with Business Central's source loaded from a configuration
+/// file whose `client_secret_file` holds `secret` (a mounted secret).
+async fn spawn_with_secret_file(name: &str, secret: &str) -> TestApp {
+    let secret_file = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}.secret"));
+    std::fs::write(&secret_file, secret).unwrap();
+    spawn_app_with(small_data(), |config| {
+        let mock = &config.sources[SOURCE];
+        let (base_url, authority) = (mock.base_url.as_str(), mock.authority.as_ref().unwrap().as_str());
+        let toml = format!(
+            "[sources.{SOURCE}]\nkind = \"business-central\"\nbase_url = {base_url:?}\nauthority = {authority:?}\n\
+             credentials = {{ tenant_id = {TENANT:?}, client_id = {CLIENT_ID:?}, client_secret_file = {secret_file:?} }}\n"
+        );
+        let loaded = Config::load(Some(config_file(name, &toml).as_ref())).unwrap();
+        config.sources.insert(SOURCE.into(), loaded.sources[SOURCE].clone());
+    })
+    .await
+}
+
+#[tokio::test]
+async fn a_client_secret_read_from_a_file_signs_in() {
+    let app = spawn_with_secret_file("entra-secret-file", &format!("{CLIENT_SECRET}\n")).await;
+    read_bc(&app).await;
+    assert_eq!(token_calls(&app).await, 1);
+
+    let app = spawn_with_secret_file("entra-wrong-secret-file", "s3cret-that-is-wrong\n").await;
+    let body = read(&app, &[SOURCE]).await;
+    assert_refused(&body, "UPSTREAM_UNAUTHORIZED");
+    assert!(!body.to_string().contains("s3cret-that-is-wrong"), "{body}");
+}
+
+#[test]
+fn check_config_reads_secret_files_and_shows_neither_their_contents_nor_their_paths() {
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"));
+    let (secret, token) = (dir.join("check-config-client-secret"), dir.join("check-config-admin-token"));
+    std::fs::write(&secret, "hunter2-from-a-file\r\n").unwrap();
+    std::fs::write(&token, "an-admin-token-from-a-file\n").unwrap();
+    let toml = format!(
+        "[server]\nadmin_token_file = {token:?}\n[sources.bc]\nkind = \"business-central\"\n\
+         base_url = \"https://api.businesscentral.dynamics.com/v2.0/t/production/api/v2.0/companies(1)/\"\n\
+         credentials = {{ tenant_id = \"t\", client_id = \"app\", client_secret_file = {secret:?} }}\n"
+    );
+    let file = config_file("check-config-secret-files", &toml);
+    let output = run_to_exit(gateway(&["check-config", &file], &[]));
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let shown = text(&output.stdout);
+    assert!(
+        shown.contains("client_secret = \"[redacted]\"") && shown.contains("admin_token = \"[redacted]\""),
+        "{shown}"
+    );
+    assert!(!shown.contains("from-a-file") && !shown.contains("_file"), "{shown}");
+
+    let missing = dir.join("check-config-no-such-secret");
+    let env = [("LEDGER_GATEWAY__SOURCES__BC__CREDENTIALS__CLIENT_SECRET_FILE", missing.to_str().unwrap())];
+    let output = run_to_exit(gateway(&["check-config", &file], &env));
+    assert_eq!(output.status.code(), Some(1));
+    let expected = format!("sources.bc: credentials.client_secret_file: cannot read {}", missing.display());
+    assert!(text(&output.stderr).contains(&expected), "{}", text(&output.stderr));
 }
 
 #[tokio::test]
