@@ -89,6 +89,15 @@ impl Default for OperationSlot {
 }
 
 impl OperationSlot {
+    /// Names the operation whose kept answer was served (`None`: anonymous).
+    pub fn answered(&self, name: Option<String>) {
+        self.set(name.map_or(Operation::Anonymous, Operation::Named));
+    }
+
+    fn set(&self, operation: Operation) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = operation;
+    }
+
     fn get(&self) -> Operation {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -115,8 +124,7 @@ impl Extension for RecordOperation {
         next: NextExecute<'_>,
     ) -> GraphqlResponse {
         if let Some(slot) = ctx.data_opt::<OperationSlot>() {
-            *slot.0.lock().unwrap_or_else(|p| p.into_inner()) =
-                operation_name.map_or(Operation::Anonymous, |name| Operation::Named(name.to_owned()));
+            slot.set(operation_name.map_or(Operation::Anonymous, |name| Operation::Named(name.to_owned())));
         }
         next.run(ctx, operation_name).await
     }
@@ -221,6 +229,13 @@ fn outcome(response: &GraphqlResponse) -> &'static str {
         (true, _) => "ok",
         (false, Value::Null) => "error",
         (false, _) => "partial",
+    }
+}
+
+/// A GraphQL request answered with a kept response: it had no errors.
+pub fn answered_from_cache() {
+    if let Some(context) = current() {
+        context.summary(|summary| summary.outcome = Some("ok"));
     }
 }
 

@@ -26,6 +26,7 @@ use url::Url;
 use super::auth::{Credentials, Fingerprint};
 use super::deadline;
 use super::error::{UpstreamError, UpstreamFailure};
+use super::freshness;
 use crate::config::CacheConfig;
 use crate::model::SourceName;
 
@@ -167,6 +168,12 @@ impl Stored {
 
     fn is_fresh(&self) -> bool {
         self.stored_at.elapsed() < self.ttl
+    }
+
+    /// How much longer the answer is fresh: what an answer built from it may
+    /// be kept for at most.
+    fn fresh_for(&self) -> Duration {
+        self.ttl.saturating_sub(self.stored_at.elapsed())
     }
 
     fn lifetime(&self) -> Duration {
@@ -325,6 +332,7 @@ impl UpstreamCache {
         for key in keys.iter().filter(|k| seen.insert(k.as_str())) {
             match self.store.get(&scope.key(key)).await {
                 Some(stored) if stored.is_fresh() => {
+                    freshness::used(stored.fresh_for());
                     found.extend(stored.get::<V>().map(|v| (key.clone(), v)));
                 }
                 _ => missing.push(key.clone()),
@@ -340,10 +348,21 @@ impl UpstreamCache {
         scope.count("cache_coalesced_total", joined.len());
         let waits = owned.into_iter().chain(joined.into_iter().map(|(key, flight)| (vec![key], flight)));
         for (keys, flight) in waits {
-            let answers = deadline::bounded(flight).await.ok_or_else(|| scope.timeout())??;
+            let answers = deadline::bounded(flight)
+                .await
+                .ok_or_else(|| scope.timeout())
+                .flatten()
+                .inspect_err(|_| freshness::unkeepable())?;
+            if answers.stale_age.is_some() {
+                freshness::unkeepable();
+            }
             stale_age = stale_age.max(answers.stale_age);
             for key in keys {
-                found.extend(answers.stored.get(&key).and_then(Stored::get::<V>).map(|v| (key, v)));
+                let stored = answers.stored.get(&key);
+                if let Some(stored) = stored {
+                    freshness::used(stored.fresh_for());
+                }
+                found.extend(stored.and_then(Stored::get::<V>).map(|v| (key, v)));
             }
         }
         Ok(Fetched { values: found, stale_age })
@@ -487,6 +506,7 @@ impl UpstreamCache {
             .ok_or_else(|| scope.timeout())?
             .map_err(|e| (*e).clone())?;
         scope.count(if entry.is_fresh() { "cache_misses_total" } else { HITS }, 1);
+        freshness::used(entry.value().fresh_for());
         match decoded {
             Some(value) => Ok(value),
             None => decode(entry.value().get_ref::<Vec<u8>>().map_or(&[][..], Vec::as_slice)),
@@ -540,13 +560,20 @@ where
     Decode: Fn(&[u8]) -> Result<T, UpstreamError>,
 {
     let reads = LEDGER_READS.try_with(LedgerReads::clone).ok();
-    match reads.filter(|r| !r.cache.ttl(source, Resource::Ledger).is_zero()) {
-        Some(reads) => {
+    let result = match reads {
+        Some(reads) if !reads.cache.ttl(source, Resource::Ledger).is_zero() => {
             let scope = Scope { fingerprint: reads.fingerprint, source: source.clone(), resource: Resource::Ledger };
             reads.cache.ledger_json(&scope, url, fetch, decode).await
         }
+        Some(_) => {
+            // An uncached ledger read: nothing bounds how long its answer holds.
+            freshness::used(Duration::ZERO);
+            fetch.await.map(|(value, _)| value)
+        }
+        // Entity lookups, whose cache reports their freshness, and probes.
         None => fetch.await.map(|(value, _)| value),
-    }
+    };
+    result.inspect_err(|_| freshness::unkeepable())
 }
 
 /// The size of `value` serialized as JSON: a fair estimate of its memory.
