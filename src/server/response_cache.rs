@@ -248,6 +248,18 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_byte_bound_evicts() {
+        let cache = ResponseCache::new(4096).unwrap();
+        let body = Bytes::from(vec![b'x'; 1000]);
+        for n in 0..20 {
+            cache.put(ResponseKey([n; 32]), body.clone(), Duration::from_secs(60)).await;
+        }
+        cache.store.run_pending_tasks().await;
+        let (entries, bytes) = cache.usage();
+        assert!(bytes <= 4096 && entries <= 4, "{entries} entries, {bytes} bytes");
+    }
+
+    #[tokio::test]
     async fn answers_larger_than_the_cache_are_not_kept() {
         let cache = ResponseCache::new(4096).unwrap();
         let big: &'static str = Box::leak("x".repeat(5000).into_boxed_str());

@@ -138,6 +138,8 @@ struct Summary {
     error_codes: BTreeSet<String>,
     /// `ok` (no errors), `partial` (data and errors) or `error` (no data).
     outcome: Option<&'static str>,
+    /// Answered with a response the response cache kept.
+    kept: bool,
 }
 
 /// One HTTP request's id and counters.
@@ -235,7 +237,10 @@ fn outcome(response: &GraphqlResponse) -> &'static str {
 /// A GraphQL request answered with a kept response: it had no errors.
 pub fn answered_from_cache() {
     if let Some(context) = current() {
-        context.summary(|summary| summary.outcome = Some("ok"));
+        context.summary(|summary| {
+            summary.outcome = Some("ok");
+            summary.kept = true;
+        });
     }
 }
 
@@ -308,6 +313,7 @@ fn log_graphql(
         error_codes = %codes,
         upstream_calls = context.upstream_calls.load(Ordering::Relaxed),
         cache_hits = context.cache_hits.load(Ordering::Relaxed),
+        response_cache_hit = summary.kept,
         "graphql request"
     );
 }
