@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 use async_graphql::Request;
 use axum::body::Bytes;
 use moka::notification::RemovalCause;
+use moka::policy::EvictionPolicy;
 use moka::Expiry;
 use sha2::{Digest, Sha256};
 
@@ -136,6 +137,9 @@ impl ResponseCache {
             .max_capacity(max_bytes)
             .weigher(|_: &ResponseKey, kept: &Kept| weight(&kept.body).try_into().unwrap_or(u32::MAX))
             .expire_after(KeptFor)
+            // Admit every answer: TinyLFU, moka's default, may turn a new one
+            // away, and the repeat that follows would miss.
+            .eviction_policy(EvictionPolicy::lru())
             .eviction_listener(|_, _, cause| {
                 if cause == RemovalCause::Size {
                     count("response_cache_evictions_total");
