@@ -480,36 +480,36 @@ impl UpstreamCache {
         LEDGER_READS.scope(reads, work).await
     }
 
-    async fn ledger_json<T, Fetch, Decode>(
-        &self,
-        scope: &Scope,
-        url: &Url,
-        fetch: Fetch,
-        decode: Decode,
-    ) -> Result<T, UpstreamError>
+    /// The decoded answer is kept, not the body: a page reused within the
+    /// TTL is cloned, never parsed again (its dates and decimals included).
+    async fn ledger_json<T, Fetch>(&self, scope: &Scope, url: &Url, fetch: Fetch) -> Result<T, UpstreamError>
     where
+        T: Clone + Send + Sync + 'static,
         Fetch: Future<Output = Result<(T, Vec<u8>), UpstreamError>>,
-        Decode: Fn(&[u8]) -> Result<T, UpstreamError>,
     {
         let ttl = self.ttl(&scope.source, scope.resource);
-        let mut decoded = None;
+        let mut fetch = Some(fetch);
+        let mut fetched = false;
         let init = async {
+            fetched = true;
             // A body that does not decode is an error, and errors are not kept.
-            let (value, body) = fetch.await?;
-            decoded = Some(value);
-            // Weighed by what it holds in memory, so the bound is a bound.
+            let unfetchable = || UpstreamError::new(&scope.source, UpstreamFailure::BadResponse);
+            let (value, body) = fetch.take().ok_or_else(unfetchable)?.await?;
+            // Weighed by the body it came from: about what it holds in memory.
             let size = body.capacity();
-            Ok::<_, UpstreamError>(Stored::sized(url.as_str(), Some(body), size, (ttl, Duration::ZERO)))
+            Ok::<_, UpstreamError>(Stored::sized(url.as_str(), Some(value), size, (ttl, Duration::ZERO)))
         };
         let entry = deadline::bounded(self.store.entry(scope.key(url.as_str())).or_try_insert_with(init))
             .await
             .ok_or_else(|| scope.timeout())?
             .map_err(|e| (*e).clone())?;
-        scope.count(if entry.is_fresh() { "cache_misses_total" } else { HITS }, 1);
+        scope.count(if fetched { "cache_misses_total" } else { HITS }, 1);
         freshness::used(entry.value().fresh_for());
-        match decoded {
-            Some(value) => Ok(value),
-            None => decode(entry.value().get_ref::<Vec<u8>>().map_or(&[][..], Vec::as_slice)),
+        match (entry.value().get::<T>(), fetch) {
+            (Some(value), _) => Ok(value),
+            // The same URL read as another type: not shared, fetched.
+            (None, Some(fetch)) => fetch.await.map(|(value, _)| value),
+            (None, None) => Err(UpstreamError::new(&scope.source, UpstreamFailure::BadResponse)),
         }
     }
 }
@@ -549,21 +549,16 @@ tokio::task_local! {
 /// the source's ledger time-to-live is answered from the cache, and
 /// concurrent identical GETs share one upstream call; anywhere else (item
 /// lookups, readiness probes) it always fetches.
-pub async fn reuse_json<T, Fetch, Decode>(
-    source: &SourceName,
-    url: &Url,
-    fetch: Fetch,
-    decode: Decode,
-) -> Result<T, UpstreamError>
+pub async fn reuse_json<T, Fetch>(source: &SourceName, url: &Url, fetch: Fetch) -> Result<T, UpstreamError>
 where
+    T: Clone + Send + Sync + 'static,
     Fetch: Future<Output = Result<(T, Vec<u8>), UpstreamError>>,
-    Decode: Fn(&[u8]) -> Result<T, UpstreamError>,
 {
     let reads = LEDGER_READS.try_with(LedgerReads::clone).ok();
     let result = match reads {
         Some(reads) if !reads.cache.ttl(source, Resource::Ledger).is_zero() => {
             let scope = Scope { fingerprint: reads.fingerprint, source: source.clone(), resource: Resource::Ledger };
-            reads.cache.ledger_json(&scope, url, fetch, decode).await
+            reads.cache.ledger_json(&scope, url, fetch).await
         }
         Some(_) => {
             // An uncached ledger read: nothing bounds how long its answer holds.
@@ -844,7 +839,7 @@ mod tests {
             calls.fetch_add(1, Ordering::SeqCst);
             Ok((decode(body.as_bytes())?, body.as_bytes().to_vec()))
         };
-        reuse_json(&SourceName::new("src"), url, fetch, decode).await
+        reuse_json(&SourceName::new("src"), url, fetch).await
     }
 
     #[tokio::test]
@@ -881,7 +876,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_kept_ledger_body_weighs_the_memory_it_holds() {
+    async fn a_kept_ledger_answer_weighs_the_memory_of_its_body() {
         let cache = cache(Duration::from_secs(60));
         let url = Url::parse("http://127.0.0.1:1/ledger").unwrap();
         let alice = credentials(&FingerprintKey::random(), "alice");
@@ -891,7 +886,7 @@ mod tests {
             body.extend_from_slice(b"[1]");
             Ok((decode(&body)?, body))
         };
-        cache.reusing_ledger(&alice, reuse_json(&SourceName::new("src"), &url, fetch, decode)).await.unwrap();
+        cache.reusing_ledger(&alice, reuse_json(&SourceName::new("src"), &url, fetch)).await.unwrap();
         cache.store.run_pending_tasks().await;
         let weight = cache.store.weighted_size();
         assert!(weight >= spare as u64, "a 3-byte body holding {spare} bytes weighs {weight}");
@@ -910,7 +905,7 @@ mod tests {
                 tokio::time::sleep(Duration::from_secs(8)).await;
                 Ok((serde_json::json!([1]), b"[1]".to_vec()))
             };
-            cache.reusing_ledger(&alice, reuse_json(&source, &url, fetch, decode))
+            cache.reusing_ledger(&alice, reuse_json(&source, &url, fetch))
         };
         let start = tokio::time::Instant::now();
         let owner = deadline::within(start + Duration::from_secs(10), slow_read());
