@@ -350,8 +350,7 @@ impl UpstreamCache {
         for (keys, flight) in waits {
             let answers = deadline::bounded(flight)
                 .await
-                .ok_or_else(|| scope.timeout())
-                .flatten()
+                .unwrap_or_else(|| Err(scope.timeout()))
                 .inspect_err(|_| freshness::unkeepable())?;
             if answers.stale_age.is_some() {
                 freshness::unkeepable();
