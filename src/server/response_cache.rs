@@ -133,6 +133,10 @@ impl ResponseCache {
         if max_bytes == 0 {
             return None;
         }
+        // Exported from the start, at zero, rather than from their first count.
+        for name in [HITS, MISSES, STORES, EVICTIONS] {
+            metrics::counter!(name).increment(0);
+        }
         let store = moka::future::Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|_: &ResponseKey, kept: &Kept| weight(&kept.body).try_into().unwrap_or(u32::MAX))
@@ -142,7 +146,7 @@ impl ResponseCache {
             .eviction_policy(EvictionPolicy::lru())
             .eviction_listener(|_, _, cause| {
                 if cause == RemovalCause::Size {
-                    count("response_cache_evictions_total");
+                    count(EVICTIONS);
                 }
             })
             .build();
@@ -163,22 +167,22 @@ impl ResponseCache {
             let ran = pending.take()?().await;
             outcome = Some(ran.outcome);
             let (body, ttl) = ran.keep.filter(|(body, _)| weight(body) <= self.max_bytes)?;
-            count("response_cache_stores_total");
+            count(STORES);
             Some(Kept { body, ttl, kept_at: Instant::now() })
         };
         let entry = self.store.entry(key).or_optionally_insert_with(init).await;
         if let Some(outcome) = outcome {
-            count("response_cache_misses_total");
+            count(MISSES);
             return Answer::Ran(outcome);
         }
         match (entry, pending) {
             (Some(entry), _) if entry.value().kept_at.elapsed() < entry.value().ttl => {
-                count("response_cache_hits_total");
+                count(HITS);
                 Answer::Kept(entry.into_value().body)
             }
             // The answer it waited for may not be kept: run it here.
             (_, Some(run)) => {
-                count("response_cache_misses_total");
+                count(MISSES);
                 Answer::Ran(run().await.outcome)
             }
             // `run` was taken only by `init`, which then set `outcome`.
@@ -208,6 +212,11 @@ impl ResponseStore for ResponseCache {
 fn weight(body: &Bytes) -> u64 {
     (body.len() + ENTRY_OVERHEAD) as u64
 }
+
+const HITS: &str = "response_cache_hits_total";
+const MISSES: &str = "response_cache_misses_total";
+const STORES: &str = "response_cache_stores_total";
+const EVICTIONS: &str = "response_cache_evictions_total";
 
 fn count(name: &'static str) {
     metrics::counter!(name).increment(1);
