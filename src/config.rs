@@ -528,9 +528,19 @@ pub struct CacheConfig {
     /// the response's `extensions.staleSources`. 0 (the default) turns it off.
     /// Ledger pages are never served stale.
     pub stale_if_error_secs: u64,
+    /// Upper bound, in bytes, of the whole-response cache: identical
+    /// queries (same document, operation, variables and caller credentials)
+    /// answered with the stored response, for no longer than the shortest
+    /// time-to-live of what it was built from. 0 turns it off; otherwise at
+    /// least 4096.
+    pub response_max_bytes: u64,
     /// Overrides per source name, e.g. `[cache.sources.trackstar]`.
     pub sources: BTreeMap<String, CacheTtlOverride>,
 }
+
+/// Smallest `cache.response_max_bytes` other than 0: a smaller cache would
+/// hold hardly any response.
+pub const MIN_RESPONSE_CACHE_BYTES: u64 = 4096;
 
 impl Default for CacheConfig {
     fn default() -> Self {
@@ -540,6 +550,7 @@ impl Default for CacheConfig {
             item_ttl_secs: 300,
             location_ttl_secs: 900,
             stale_if_error_secs: 0,
+            response_max_bytes: 16 * 1024 * 1024,
             sources: BTreeMap::new(),
         }
     }
@@ -1100,6 +1111,12 @@ impl Config {
         if let Some((key, message)) = first_violation(bounds) {
             return Err(ConfigError::Invalid { key, message });
         }
+        if (1..MIN_RESPONSE_CACHE_BYTES).contains(&cache.response_max_bytes) {
+            return Err(ConfigError::Invalid {
+                key: "cache.response_max_bytes",
+                message: format!("must be 0 (off) or at least {MIN_RESPONSE_CACHE_BYTES}"),
+            });
+        }
         for (name, o) in &cache.sources {
             let invalid = |message| Err(ConfigError::Invalid { key: "cache.sources", message });
             if !self.sources.contains_key(name) {
@@ -1480,6 +1497,7 @@ credentials = { api_key = "hunter2", access_token = "t" }"#,
     fn cache_settings_outside_their_range_name_the_key() {
         let cases = [
             ("[cache]\nmax_bytes = 0", "cache.max_bytes: must be at least 1"),
+            ("[cache]\nresponse_max_bytes = 4095", "cache.response_max_bytes: must be 0 (off) or at least 4096"),
             // moka refuses a time-to-live of centuries with a panic.
             ("[cache]\nitem_ttl_secs = 9223372036854775807", "cache.item_ttl_secs: must be between 0 and 31536000"),
             ("[cache]\nstale_if_error_secs = 31536001", "cache.stale_if_error_secs: must be between 0 and 31536000"),

@@ -9,13 +9,14 @@ pub mod persisted;
 pub mod reload;
 pub mod request;
 pub mod response;
+pub mod response_cache;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_graphql::parser::types::OperationType;
 use async_graphql::{BatchRequest, BatchResponse, Executor};
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{DefaultBodyLimit, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::middleware::Next;
@@ -30,11 +31,13 @@ use tracing::Instrument;
 
 use crate::config::{Config, ServerConfig};
 use crate::schema::limits::Limits;
-use crate::sources::Registry;
+use crate::sources::{Caller, Registry};
 use crate::telemetry::metrics::OperationLabels;
 use crate::telemetry::request::{self as request_log, OperationSlot};
+use crate::upstream::freshness::{self, Freshness};
 use persisted::{PersistedQueries, PersistedQueryError, Resolved};
 use request::RequestError;
+use response_cache::{Answer, Ran, ResponseCache, ResponseKey};
 
 /// The example GraphiQL opens with.
 pub const EXAMPLE_QUERY: &str = include_str!("../tests/queries/RecentEntries.graphql");
@@ -47,6 +50,7 @@ struct AppState<E> {
     graphiql: bool,
     limits: Arc<Limits>,
     persisted: PersistedQueries,
+    responses: Option<Arc<ResponseCache>>,
     request_timeout: Duration,
     body_read_timeout: Duration,
 }
@@ -62,6 +66,7 @@ pub fn router<E: Executor>(schema: E, registry: Arc<Registry>, persisted: Persis
         graphiql: config.server.graphiql,
         limits,
         persisted,
+        responses: ResponseCache::new(config.cache.response_max_bytes).map(Arc::new),
         request_timeout: config.server.request_timeout(),
         body_read_timeout: config.server.body_read_timeout(),
     };
@@ -213,8 +218,50 @@ fn advice(error: &RequestError) -> Option<(HeaderName, &'static str)> {
 async fn execute_single<E: Executor>(state: &AppState<E>, headers: &HeaderMap, resolved: Resolved) -> Response {
     let slot = OperationSlot::default();
     request_log::begin_graphql(std::slice::from_ref(&slot), false);
-    let response = crate::upstream::deadline::within(deadline(state), run(state, headers, resolved, slot)).await;
-    finish(headers, BatchResponse::Single(response))
+    let caller = state.registry.caller(headers);
+    let (mut request, registration) = resolved.into_parts();
+    let operation = state.limits.operation(&mut request);
+    let is_query = operation.as_ref().is_some_and(|(ty, _)| *ty == OperationType::Query);
+    let work = async {
+        match state.responses.as_ref().filter(|_| is_query) {
+            Some(cache) => {
+                let key = ResponseKey::new(&request, &caller);
+                cache.answer(key, || run_keeping(state, headers, request, caller, slot.clone())).await
+            }
+            None => Answer::Ran(execute_one(state, headers, request, caller, slot.clone()).await),
+        }
+    };
+    match crate::upstream::deadline::within(deadline(state), work).await {
+        Answer::Ran(response) => {
+            state.persisted.settle(registration, &response).await;
+            finish(headers, BatchResponse::Single(response))
+        }
+        Answer::Kept(body) => {
+            // It executed when it was kept: a registration it carries stands.
+            state.persisted.register(registration).await;
+            slot.answered(operation.and_then(|(_, name)| name));
+            request_log::answered_from_cache();
+            reply_body(headers, StatusCode::OK, body)
+        }
+    }
+}
+
+/// [`execute_one`], saying whether and how long its answer may be kept: a
+/// query answered without errors or extensions from upstream answers that
+/// are all fresh for a while (`upstream::freshness`).
+async fn run_keeping<E: Executor>(
+    state: &AppState<E>,
+    headers: &HeaderMap,
+    request: async_graphql::Request,
+    caller: Caller,
+    slot: OperationSlot,
+) -> Ran<async_graphql::Response> {
+    let freshness = Freshness::new();
+    let response = freshness::within(freshness.clone(), execute_one(state, headers, request, caller, slot)).await;
+    let clean = response.errors.is_empty() && response.extensions.is_empty();
+    let keep =
+        freshness.keepable_for().filter(|_| clean).map(|ttl| (Bytes::from(response::single_body(&response)), ttl));
+    Ran { outcome: response, keep }
 }
 
 /// Each operation of a batch is resolved on its own: a persisted query
@@ -239,7 +286,7 @@ async fn execute_batch<E: Executor>(
         .zip(slots)
         .map(|(operation, slot)| async move {
             match operation {
-                Ok(resolved) => run(state, headers, resolved, slot).await,
+                Ok(resolved) => run(state, headers, resolved, state.registry.caller(headers), slot).await,
                 Err(error) => refused(error),
             }
         })
@@ -265,10 +312,11 @@ async fn run<E: Executor>(
     state: &AppState<E>,
     headers: &HeaderMap,
     resolved: Resolved,
+    caller: Caller,
     slot: OperationSlot,
 ) -> async_graphql::Response {
     let (request, registration) = resolved.into_parts();
-    let response = execute_one(state, headers, request, slot).await;
+    let response = execute_one(state, headers, request, caller, slot).await;
     state.persisted.settle(registration, &response).await;
     response
 }
@@ -293,6 +341,7 @@ async fn execute_one<E: Executor>(
     state: &AppState<E>,
     headers: &HeaderMap,
     mut request: async_graphql::Request,
+    caller: Caller,
     slot: OperationSlot,
 ) -> async_graphql::Response {
     let span = crate::telemetry::graphql_request(headers);
@@ -300,7 +349,7 @@ async fn execute_one<E: Executor>(
         let ty = state.limits.operation_type(&mut request).map(|ty| ty.to_string());
         crate::telemetry::record_operation(&span, ty.as_deref(), request.operation_name.as_deref());
     }
-    let request = crate::schema::for_caller(&state.registry, headers, request).data(slot);
+    let request = crate::schema::for_caller(&state.registry, caller, request).data(slot);
     let response = state.schema.execute(request).instrument(span.clone()).await;
     if response.is_err() {
         span.record("otel.status_code", "ERROR");
@@ -321,8 +370,12 @@ fn prefers_graphql_response(headers: &HeaderMap) -> bool {
 }
 
 fn reply(headers: &HeaderMap, status: StatusCode, response: &BatchResponse) -> Response {
+    reply_body(headers, status, Bytes::from(response::body(response)))
+}
+
+fn reply_body(headers: &HeaderMap, status: StatusCode, body: Bytes) -> Response {
     let content_type = if prefers_graphql_response(headers) { GRAPHQL_RESPONSE_JSON } else { "application/json" };
-    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], response::body(response)).into_response()
+    (status, [(header::CONTENT_TYPE, HeaderValue::from_static(content_type))], body).into_response()
 }
 
 /// A GraphQL-shaped error for failures outside execution.
@@ -359,7 +412,7 @@ async fn ready<E>(State(state): State<AppState<E>>) -> Response {
 }
 
 async fn metrics<E>(State(state): State<AppState<E>>) -> Response {
-    match crate::telemetry::metrics::render(&state.registry) {
+    match crate::telemetry::metrics::render(&state.registry, state.responses.as_deref()) {
         Some(text) => ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text).into_response(),
         None => (StatusCode::SERVICE_UNAVAILABLE, "metrics recorder unavailable").into_response(),
     }

@@ -19,10 +19,9 @@ pub mod stale;
 use std::sync::Arc;
 
 use async_graphql::{EmptyMutation, EmptySubscription, Request, SDLExportOptions, Schema};
-use axum::http::HeaderMap;
 
 use crate::config::{Config, LimitsConfig};
-use crate::sources::Registry;
+use crate::sources::{Caller, Registry};
 use loaders::Loaders;
 
 pub type LedgerSchema = Schema<query::Query, EmptyMutation, EmptySubscription>;
@@ -46,11 +45,11 @@ pub fn build_schema(registry: Arc<Registry>, config: &Config) -> LedgerSchema {
     builder.finish()
 }
 
-/// `request` with its caller's credentials (from `headers`) and fresh
-/// loaders bound to them: batching happens within one request, never across
-/// callers; what requests share lives in the cache, keyed per caller.
-pub fn for_caller(registry: &Registry, headers: &HeaderMap, request: Request) -> Request {
-    let caller = registry.caller(headers);
+/// `request` with its caller's credentials (resolved from the request's
+/// headers) and fresh loaders bound to them: batching happens within one
+/// request, never across callers; what requests share lives in the cache,
+/// keyed per caller.
+pub fn for_caller(registry: &Registry, caller: Caller, request: Request) -> Request {
     let loaders = Loaders::new(registry, &caller);
     request.data(loaders).data(caller).data(node::EntitySlots::default())
 }

@@ -74,6 +74,8 @@ impl Query {
     /// Each configured source's health for the caller's own credentials,
     /// from what the gateway already holds: it makes no upstream call.
     async fn sources(&self, ctx: &Context<'_>) -> Result<Vec<super::health::SourceHealth>> {
+        // Live state, not an upstream answer: no time-to-live bounds it.
+        crate::upstream::freshness::unkeepable();
         super::health::sources(ctx)
     }
 

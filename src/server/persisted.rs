@@ -124,8 +124,15 @@ impl PersistedQueries {
     /// Stores what `resolved` registers, if its operation executed (parsed,
     /// validated, within the limits); a document that failed is not kept.
     pub async fn settle(&self, registration: Option<Registration>, response: &Response) {
-        let (Source::Store(store), Some(registration)) = (&self.source, registration) else { return };
         if !is_request_error(response) {
+            self.register(registration).await;
+        }
+    }
+
+    /// Stores what `registration` registers, for an operation known to
+    /// have executed (its answer was kept by the response cache).
+    pub async fn register(&self, registration: Option<Registration>) {
+        if let (Source::Store(store), Some(registration)) = (&self.source, registration) {
             store.register(registration).await;
         }
     }

@@ -26,11 +26,16 @@ pub fn status(response: &BatchResponse, modern: bool) -> StatusCode {
 /// The JSON body of `response`.
 pub fn body(response: &BatchResponse) -> Vec<u8> {
     let written = match response {
-        BatchResponse::Single(response) => serde_json::to_vec(&Wire(response)),
+        BatchResponse::Single(response) => return single_body(response),
         BatchResponse::Batch(responses) => serde_json::to_vec(&responses.iter().map(Wire).collect::<Vec<_>>()),
     };
     // GraphQL values have string keys only: serializing them cannot fail.
     written.unwrap_or_default()
+}
+
+/// The JSON body of one response.
+pub fn single_body(response: &Response) -> Vec<u8> {
+    serde_json::to_vec(&Wire(response)).unwrap_or_default()
 }
 
 /// One response as GraphQL over HTTP writes it.

@@ -154,6 +154,24 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Whose answers this caller gets: per source, in name order, the
+    /// credentials' fingerprint or the code of why there are none.
+    pub fn identity(&self) -> Vec<(&SourceName, Result<&str, &'static str>)> {
+        let mut identity: Vec<_> = self
+            .credentials
+            .iter()
+            .map(|(source, credentials)| {
+                let id = match credentials {
+                    Ok(credentials) => Ok(credentials.fingerprint().as_str()),
+                    Err(failure) => Err(crate::error::upstream_code(failure)),
+                };
+                (source, id)
+            })
+            .collect();
+        identity.sort_unstable_by_key(|(source, _)| *source);
+        identity
+    }
+
     pub fn credentials(&self, source: &SourceName) -> Result<&Credentials, UpstreamError> {
         match self.credentials.get(source) {
             Some(Ok(credentials)) => Ok(credentials),

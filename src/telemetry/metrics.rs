@@ -10,6 +10,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 use crate::model::SourceName;
+use crate::server::response_cache::ResponseCache;
 use crate::sources::Registry;
 use crate::upstream::Resource;
 
@@ -46,6 +47,12 @@ pub const DESCRIBED: &[(&str, Kind, &str)] = &[
     ("cache_entries", Kind::Gauge, "Entries in the cache, by source and resource"),
     ("cache_bytes", Kind::Gauge, "Weight of the cache's entries in bytes, by source and resource"),
     ("http_connections_dropped_total", Kind::Counter, "Connections the server gave up on, by reason"),
+    ("response_cache_hits_total", Kind::Counter, "Queries answered with a kept response"),
+    ("response_cache_misses_total", Kind::Counter, "Queries the response cache had no answer for, so executed"),
+    ("response_cache_stores_total", Kind::Counter, "Responses kept by the response cache"),
+    ("response_cache_evictions_total", Kind::Counter, "Kept responses evicted to stay within the byte bound"),
+    ("response_cache_entries", Kind::Gauge, "Responses kept by the response cache"),
+    ("response_cache_bytes", Kind::Gauge, "Weight of the kept responses in bytes"),
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -87,9 +94,12 @@ pub fn init() {
 
 /// The exposition text, with the gauges read from `registry` first;
 /// `None` without a recorder.
-pub fn render(registry: &Registry) -> Option<String> {
+pub fn render(registry: &Registry, responses: Option<&ResponseCache>) -> Option<String> {
     let handle = prometheus()?;
     record_state(registry);
+    let (entries, bytes) = responses.map_or((0, 0), ResponseCache::usage);
+    metrics::gauge!("response_cache_entries").set(entries as f64);
+    metrics::gauge!("response_cache_bytes").set(bytes as f64);
     Some(handle.render())
 }
 

@@ -89,6 +89,15 @@ impl Default for OperationSlot {
 }
 
 impl OperationSlot {
+    /// Names the operation whose kept answer was served (`None`: anonymous).
+    pub fn answered(&self, name: Option<String>) {
+        self.set(name.map_or(Operation::Anonymous, Operation::Named));
+    }
+
+    fn set(&self, operation: Operation) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = operation;
+    }
+
     fn get(&self) -> Operation {
         self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
@@ -115,8 +124,7 @@ impl Extension for RecordOperation {
         next: NextExecute<'_>,
     ) -> GraphqlResponse {
         if let Some(slot) = ctx.data_opt::<OperationSlot>() {
-            *slot.0.lock().unwrap_or_else(|p| p.into_inner()) =
-                operation_name.map_or(Operation::Anonymous, |name| Operation::Named(name.to_owned()));
+            slot.set(operation_name.map_or(Operation::Anonymous, |name| Operation::Named(name.to_owned())));
         }
         next.run(ctx, operation_name).await
     }
@@ -130,6 +138,8 @@ struct Summary {
     error_codes: BTreeSet<String>,
     /// `ok` (no errors), `partial` (data and errors) or `error` (no data).
     outcome: Option<&'static str>,
+    /// Answered with a response the response cache kept.
+    kept: bool,
 }
 
 /// One HTTP request's id and counters.
@@ -224,6 +234,16 @@ fn outcome(response: &GraphqlResponse) -> &'static str {
     }
 }
 
+/// A GraphQL request answered with a kept response: it had no errors.
+pub fn answered_from_cache() {
+    if let Some(context) = current() {
+        context.summary(|summary| {
+            summary.outcome = Some("ok");
+            summary.kept = true;
+        });
+    }
+}
+
 /// A GraphQL request refused before it ran, with `code`.
 pub fn refused(code: &str) {
     if let Some(context) = current() {
@@ -293,6 +313,7 @@ fn log_graphql(
         error_codes = %codes,
         upstream_calls = context.upstream_calls.load(Ordering::Relaxed),
         cache_hits = context.cache_hits.load(Ordering::Relaxed),
+        response_cache_hit = summary.kept,
         "graphql request"
     );
 }

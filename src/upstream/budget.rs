@@ -105,15 +105,15 @@ pub async fn share(
     }
 }
 
-/// `tokio::spawn` that carries the current deadline, budget and request
-/// context into the new task: the DataLoader spawner, whose batches run in
+/// `tokio::spawn` that carries the current deadline, budget, freshness and
+/// request context into the new task: the DataLoader spawner, whose batches run in
 /// their own task.
 pub fn spawn<F>(work: F) -> JoinHandle<F::Output>
 where
     F: Future + Send + 'static,
     F::Output: Send + 'static,
 {
-    let work = crate::telemetry::request::carry(work);
+    let work = super::freshness::carry(crate::telemetry::request::carry(work));
     match current() {
         Some(budget) => super::deadline::spawn(BUDGET.scope(budget, work)),
         None => super::deadline::spawn(work),

@@ -26,6 +26,7 @@ use url::Url;
 use super::auth::{Credentials, Fingerprint};
 use super::deadline;
 use super::error::{UpstreamError, UpstreamFailure};
+use super::freshness;
 use crate::config::CacheConfig;
 use crate::model::SourceName;
 
@@ -167,6 +168,12 @@ impl Stored {
 
     fn is_fresh(&self) -> bool {
         self.stored_at.elapsed() < self.ttl
+    }
+
+    /// How much longer the answer is fresh: what an answer built from it may
+    /// be kept for at most.
+    fn fresh_for(&self) -> Duration {
+        self.ttl.saturating_sub(self.stored_at.elapsed())
     }
 
     fn lifetime(&self) -> Duration {
@@ -325,6 +332,7 @@ impl UpstreamCache {
         for key in keys.iter().filter(|k| seen.insert(k.as_str())) {
             match self.store.get(&scope.key(key)).await {
                 Some(stored) if stored.is_fresh() => {
+                    freshness::used(stored.fresh_for());
                     found.extend(stored.get::<V>().map(|v| (key.clone(), v)));
                 }
                 _ => missing.push(key.clone()),
@@ -340,10 +348,20 @@ impl UpstreamCache {
         scope.count("cache_coalesced_total", joined.len());
         let waits = owned.into_iter().chain(joined.into_iter().map(|(key, flight)| (vec![key], flight)));
         for (keys, flight) in waits {
-            let answers = deadline::bounded(flight).await.ok_or_else(|| scope.timeout())??;
+            let answers = deadline::bounded(flight)
+                .await
+                .unwrap_or_else(|| Err(scope.timeout()))
+                .inspect_err(|_| freshness::unkeepable())?;
+            if answers.stale_age.is_some() {
+                freshness::unkeepable();
+            }
             stale_age = stale_age.max(answers.stale_age);
             for key in keys {
-                found.extend(answers.stored.get(&key).and_then(Stored::get::<V>).map(|v| (key, v)));
+                let stored = answers.stored.get(&key);
+                if let Some(stored) = stored {
+                    freshness::used(stored.fresh_for());
+                }
+                found.extend(stored.and_then(Stored::get::<V>).map(|v| (key, v)));
             }
         }
         Ok(Fetched { values: found, stale_age })
@@ -461,35 +479,36 @@ impl UpstreamCache {
         LEDGER_READS.scope(reads, work).await
     }
 
-    async fn ledger_json<T, Fetch, Decode>(
-        &self,
-        scope: &Scope,
-        url: &Url,
-        fetch: Fetch,
-        decode: Decode,
-    ) -> Result<T, UpstreamError>
+    /// The decoded answer is kept, not the body: a page reused within the
+    /// TTL is cloned, never parsed again (its dates and decimals included).
+    async fn ledger_json<T, Fetch>(&self, scope: &Scope, url: &Url, fetch: Fetch) -> Result<T, UpstreamError>
     where
+        T: Clone + Send + Sync + 'static,
         Fetch: Future<Output = Result<(T, Vec<u8>), UpstreamError>>,
-        Decode: Fn(&[u8]) -> Result<T, UpstreamError>,
     {
         let ttl = self.ttl(&scope.source, scope.resource);
-        let mut decoded = None;
+        let mut fetch = Some(fetch);
+        let mut fetched = false;
         let init = async {
+            fetched = true;
             // A body that does not decode is an error, and errors are not kept.
-            let (value, body) = fetch.await?;
-            decoded = Some(value);
-            // Weighed by what it holds in memory, so the bound is a bound.
+            let unfetchable = || UpstreamError::new(&scope.source, UpstreamFailure::BadResponse);
+            let (value, body) = fetch.take().ok_or_else(unfetchable)?.await?;
+            // Weighed by the body it came from: about what it holds in memory.
             let size = body.capacity();
-            Ok::<_, UpstreamError>(Stored::sized(url.as_str(), Some(body), size, (ttl, Duration::ZERO)))
+            Ok::<_, UpstreamError>(Stored::sized(url.as_str(), Some(value), size, (ttl, Duration::ZERO)))
         };
         let entry = deadline::bounded(self.store.entry(scope.key(url.as_str())).or_try_insert_with(init))
             .await
             .ok_or_else(|| scope.timeout())?
             .map_err(|e| (*e).clone())?;
-        scope.count(if entry.is_fresh() { "cache_misses_total" } else { HITS }, 1);
-        match decoded {
-            Some(value) => Ok(value),
-            None => decode(entry.value().get_ref::<Vec<u8>>().map_or(&[][..], Vec::as_slice)),
+        scope.count(if fetched { "cache_misses_total" } else { HITS }, 1);
+        freshness::used(entry.value().fresh_for());
+        match (entry.value().get::<T>(), fetch) {
+            (Some(value), _) => Ok(value),
+            // The same URL read as another type: not shared, fetched.
+            (None, Some(fetch)) => fetch.await.map(|(value, _)| value),
+            (None, None) => Err(UpstreamError::new(&scope.source, UpstreamFailure::BadResponse)),
         }
     }
 }
@@ -529,24 +548,26 @@ tokio::task_local! {
 /// the source's ledger time-to-live is answered from the cache, and
 /// concurrent identical GETs share one upstream call; anywhere else (item
 /// lookups, readiness probes) it always fetches.
-pub async fn reuse_json<T, Fetch, Decode>(
-    source: &SourceName,
-    url: &Url,
-    fetch: Fetch,
-    decode: Decode,
-) -> Result<T, UpstreamError>
+pub async fn reuse_json<T, Fetch>(source: &SourceName, url: &Url, fetch: Fetch) -> Result<T, UpstreamError>
 where
+    T: Clone + Send + Sync + 'static,
     Fetch: Future<Output = Result<(T, Vec<u8>), UpstreamError>>,
-    Decode: Fn(&[u8]) -> Result<T, UpstreamError>,
 {
     let reads = LEDGER_READS.try_with(LedgerReads::clone).ok();
-    match reads.filter(|r| !r.cache.ttl(source, Resource::Ledger).is_zero()) {
-        Some(reads) => {
+    let result = match reads {
+        Some(reads) if !reads.cache.ttl(source, Resource::Ledger).is_zero() => {
             let scope = Scope { fingerprint: reads.fingerprint, source: source.clone(), resource: Resource::Ledger };
-            reads.cache.ledger_json(&scope, url, fetch, decode).await
+            reads.cache.ledger_json(&scope, url, fetch).await
         }
+        Some(_) => {
+            // An uncached ledger read: nothing bounds how long its answer holds.
+            freshness::used(Duration::ZERO);
+            fetch.await.map(|(value, _)| value)
+        }
+        // Entity lookups, whose cache reports their freshness, and probes.
         None => fetch.await.map(|(value, _)| value),
-    }
+    };
+    result.inspect_err(|_| freshness::unkeepable())
 }
 
 /// The size of `value` serialized as JSON: a fair estimate of its memory.
@@ -817,7 +838,7 @@ mod tests {
             calls.fetch_add(1, Ordering::SeqCst);
             Ok((decode(body.as_bytes())?, body.as_bytes().to_vec()))
         };
-        reuse_json(&SourceName::new("src"), url, fetch, decode).await
+        reuse_json(&SourceName::new("src"), url, fetch).await
     }
 
     #[tokio::test]
@@ -854,7 +875,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn a_kept_ledger_body_weighs_the_memory_it_holds() {
+    async fn a_kept_ledger_answer_weighs_the_memory_of_its_body() {
         let cache = cache(Duration::from_secs(60));
         let url = Url::parse("http://127.0.0.1:1/ledger").unwrap();
         let alice = credentials(&FingerprintKey::random(), "alice");
@@ -864,7 +885,7 @@ mod tests {
             body.extend_from_slice(b"[1]");
             Ok((decode(&body)?, body))
         };
-        cache.reusing_ledger(&alice, reuse_json(&SourceName::new("src"), &url, fetch, decode)).await.unwrap();
+        cache.reusing_ledger(&alice, reuse_json(&SourceName::new("src"), &url, fetch)).await.unwrap();
         cache.store.run_pending_tasks().await;
         let weight = cache.store.weighted_size();
         assert!(weight >= spare as u64, "a 3-byte body holding {spare} bytes weighs {weight}");
@@ -883,7 +904,7 @@ mod tests {
                 tokio::time::sleep(Duration::from_secs(8)).await;
                 Ok((serde_json::json!([1]), b"[1]".to_vec()))
             };
-            cache.reusing_ledger(&alice, reuse_json(&source, &url, fetch, decode))
+            cache.reusing_ledger(&alice, reuse_json(&source, &url, fetch))
         };
         let start = tokio::time::Instant::now();
         let owner = deadline::within(start + Duration::from_secs(10), slow_read());

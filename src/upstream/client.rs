@@ -37,6 +37,12 @@ use crate::model::SourceName;
 use crate::telemetry;
 use crate::telemetry::{metrics as telemetry_metrics, request as request_context};
 
+/// What a GET's JSON body decodes into: owned, and cloneable so that a
+/// ledger answer can be kept decoded and handed to every reuse.
+pub trait JsonAnswer: DeserializeOwned + Clone + Send + Sync + 'static {}
+
+impl<T: DeserializeOwned + Clone + Send + Sync + 'static> JsonAnswer for T {}
+
 /// How a source's HTTP calls behave. Set per source in config.
 #[derive(Clone, Debug)]
 pub struct HttpPolicy {
@@ -228,25 +234,21 @@ impl UpstreamClient {
 
     /// Makes `call` and decodes the JSON body, retrying transient failures.
     /// A body that does not decode is `BadResponse`, never a serde message.
-    pub async fn get_json<T: DeserializeOwned>(&self, call: &Call) -> Result<T, UpstreamError> {
+    pub async fn get_json<T: JsonAnswer>(&self, call: &Call) -> Result<T, UpstreamError> {
         let decode = |body: &[u8]| self.decode::<T>(call, body);
         let span = telemetry::upstream_call(&self.source, call.route);
         // Whether this call sent anything: the cache, or another request's
         // identical fetch, may answer it instead.
         let sent = AtomicBool::new(false);
         // Within a ledger read, the same caller's identical GET is answered
-        // from the shared cache for a few seconds (see `cache::reuse_json`);
-        // the body is kept for that (moved, not copied), decoded once per
-        // attempt here so a malformed one counts against the source like any
-        // failure.
+        // from the shared cache for a few seconds (see `cache::reuse_json`),
+        // which keeps the decoded answer; decoded once per attempt here so a
+        // malformed body counts against the source like any failure.
         let fetch = async {
             sent.store(true, Ordering::Relaxed);
             self.execute(call, |body: Vec<u8>| Ok((decode(&body)?, body))).await
         };
-        let result =
-            super::cache::reuse_json(&self.source, &call.url, fetch, |body| decode(body).map_err(|f| self.error(f)))
-                .instrument(span.clone())
-                .await;
+        let result = super::cache::reuse_json(&self.source, &call.url, fetch).instrument(span.clone()).await;
         let hit = !sent.load(Ordering::Relaxed);
         span.record("cache_hit", hit);
         if hit {

@@ -12,6 +12,7 @@ pub mod client;
 pub mod deadline;
 pub mod decimal;
 pub mod error;
+pub mod freshness;
 pub mod health;
 pub mod limiter;
 pub mod retry;

@@ -49,11 +49,12 @@ pub async fn spawn_app() -> TestApp {
 
 /// The gateway over `options`, with `tweak` applied to its config. Most
 /// tests count every upstream request a query makes, so the short-lived
-/// ledger-page cache is off here; tests about caching use
-/// [`spawn_caching_app_with`].
+/// ledger-page cache and the response cache are off here; tests about
+/// caching use [`spawn_caching_app_with`].
 pub async fn spawn_app_with(options: MockOptions, tweak: impl FnOnce(&mut Config)) -> TestApp {
     spawn(options, |config| {
         config.cache.ledger_ttl_secs = 0;
+        config.cache.response_max_bytes = 0;
         tweak(config);
     })
     .await

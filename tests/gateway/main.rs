@@ -70,6 +70,9 @@ mod reference;
 /// Repeated selections: identical ones run once; the fields an operation or
 /// a batch runs are bounded.
 mod repeated;
+/// The response cache: identical queries of one caller answered with the
+/// kept bytes; variables, callers, errors and TTLs that keep them apart.
+mod response_cache;
 /// A million-entry ledger: calls and memory per page stay bounded.
 mod scale;
 /// HTTP statuses: request errors are 4xx (or 200 as `application/json`)

@@ -85,7 +85,7 @@ async fn the_mock_records_headers_with_every_credential_redacted() {
 
 /// Log output captured in memory.
 #[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
+pub struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Captured {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -106,7 +106,7 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Captured {
 
 impl Captured {
     /// The `graphql request` line of the request `id`, as JSON.
-    fn line_of(&self, id: &str) -> Value {
+    pub fn line_of(&self, id: &str) -> Value {
         let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
         let lines: Vec<Value> = text
             .lines()

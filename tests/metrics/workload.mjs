@@ -48,11 +48,12 @@ try {
   const item = '{ item(id: "trackstar:inv_metrics") { name } }';
 
   await query('query RecentEntries { ledgerEntries(first: 5) { nodes { id } } }');
-  // Asked twice: the second answer comes from the cache.
-  for (let i = 0; i < 2; i++) await query('{ location(id: "trackstar:wh_metrics") { name } }');
+  // Asked twice (under two aliases, so that the response cache does not
+  // answer the second whole): the second answer comes from the cache.
+  for (let i = 0; i < 2; i++) await query(`{ l${i}: location(id: "trackstar:wh_metrics") { name } }`);
   // Two callers of the same missing item while it is slow: one call, one wait.
   await faults([{ upstream: 'trackstar', route: '/wms/inventory', latency_ms: 800 }]);
-  await Promise.all([query(item), query(item)]);
+  await Promise.all([query(item), query(`${item} `)]);
   // Expired, then the source fails: retried, then the expired answer stands in.
   await sleep(1200);
   await faults([{ upstream: 'trackstar', route: '/wms/inventory', status: 503 }]);

@@ -27,7 +27,7 @@ pub mod text;
 use std::sync::Arc;
 
 use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextPrepareRequest, NextValidation};
-use async_graphql::parser::types::OperationType;
+use async_graphql::parser::types::{DocumentOperations, OperationType};
 use async_graphql::{Request, ServerError, ServerResult, ValidationResult, Value as ConstValue};
 
 use crate::config::{Config, LimitsConfig};
@@ -155,10 +155,21 @@ impl Limits {
     /// The type of the operation `request` would run, when the query is
     /// within the text limits, parses and names one operation.
     pub fn operation_type(&self, request: &mut Request) -> Option<OperationType> {
+        self.operation(request).map(|(ty, _)| ty)
+    }
+
+    /// The type and name (`None`: anonymous) of the operation `request`
+    /// would run, as [`Self::operation_type`] finds it.
+    pub fn operation(&self, request: &mut Request) -> Option<(OperationType, Option<String>)> {
         text::scan_query(&request.query, &self.text_limits()).ok()?;
         let name = request.operation_name.clone();
         let doc = request.parsed_query().ok()?;
-        document::selected_operation(doc, name.as_deref()).map(|operation| operation.node.ty)
+        let ty = document::selected_operation(doc, name.as_deref())?.node.ty;
+        let name = name.or_else(|| match &doc.operations {
+            DocumentOperations::Multiple(operations) => operations.keys().next().map(ToString::to_string),
+            DocumentOperations::Single(_) => None,
+        });
+        Some((ty, name))
     }
 }
 

@@ -18,7 +18,6 @@ use chrono::Duration;
 use futures::stream::{self, StreamExt, TryStreamExt};
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
-use serde::de::DeserializeOwned;
 use tracing::warn;
 use url::Url;
 
@@ -28,6 +27,7 @@ use crate::clock::Clock;
 use crate::config::SourceConfig;
 use crate::ledger::{BatchLimits, Capabilities, Hint, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, NodeKind, SourceKind, SourceName};
+use crate::upstream::client::JsonAnswer;
 use crate::upstream::{
     endpoint, sensitive_header, Call, Credentials, RateLimit, UpstreamClient, UpstreamError, UpstreamFailure,
 };
@@ -133,7 +133,7 @@ impl BigLedger {
     }
 
     /// One page of a list endpoint and the cursor of the next.
-    async fn list<T: DeserializeOwned>(
+    async fn list<T: JsonAnswer>(
         &self,
         credentials: &Credentials,
         route: &'static str,
@@ -154,7 +154,7 @@ impl BigLedger {
     }
 
     /// One object by id; `None` when BigLedger has no such object.
-    async fn get_one<T: DeserializeOwned>(
+    async fn get_one<T: JsonAnswer>(
         &self,
         credentials: &Credentials,
         route: &'static str,
@@ -234,7 +234,7 @@ impl BigLedger {
 
     /// Objects of `collection` by id, one GET each, `LOOKUP_CONCURRENCY` at
     /// once; ids BigLedger does not know are left out.
-    async fn lookup_each<T: DeserializeOwned + Send>(
+    async fn lookup_each<T: JsonAnswer>(
         &self,
         credentials: &Credentials,
         route: &'static str,

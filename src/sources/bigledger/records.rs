@@ -19,7 +19,7 @@ use crate::model::{
 use crate::upstream::decimal::exact_opt;
 
 /// Every list endpoint's envelope.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 pub struct ListEnvelope<T> {
     pub data: Vec<T>,
     pub pagination: Pagination,
@@ -27,7 +27,7 @@ pub struct ListEnvelope<T> {
 
 /// `{hasMore, nextCursor, limit, total}`; `total` counts documents, not
 /// the entries synthesized from them, so it is not read.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Pagination {
     pub has_more: bool,
@@ -35,25 +35,25 @@ pub struct Pagination {
 }
 
 /// Every single-object endpoint's envelope.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 pub struct SingleEnvelope<T> {
     pub data: T,
 }
 
 /// `{success:false, error:{code, message, details:[{field, message, code}]}}`.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 pub struct ErrorEnvelope {
     pub error: ErrorBody,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 pub struct ErrorBody {
     pub code: Option<String>,
     #[serde(default)]
     pub details: Vec<ErrorDetail>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 pub struct ErrorDetail {
     pub field: Option<String>,
 }

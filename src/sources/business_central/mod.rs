@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT, AUTHORIZATION};
 use reqwest::StatusCode;
-use serde::de::{DeserializeOwned, IgnoredAny};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 use tracing::{debug, warn};
 use url::Url;
@@ -29,6 +29,7 @@ use crate::clock::Clock;
 use crate::config::SourceConfig;
 use crate::ledger::{BatchLimits, Capabilities, Hint, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, NodeKind, SortKey, SourceKind, SourceName};
+use crate::upstream::client::JsonAnswer;
 use crate::upstream::{
     endpoint, AccessToken, Call, Credentials, RateLimit, UpstreamClient, UpstreamError, UpstreamFailure,
 };
@@ -178,7 +179,7 @@ impl BusinessCentral {
         Ok(headers)
     }
 
-    async fn get<T: DeserializeOwned>(
+    async fn get<T: JsonAnswer>(
         &self,
         credentials: &Credentials,
         route: &'static str,
@@ -210,7 +211,7 @@ impl BusinessCentral {
     }
 
     /// One page of a collection and the URL of the next.
-    async fn page<T: DeserializeOwned>(
+    async fn page<T: JsonAnswer>(
         &self,
         credentials: &Credentials,
         route: &'static str,
@@ -223,7 +224,7 @@ impl BusinessCentral {
     }
 
     /// Every page of a collection.
-    async fn read_all<T: DeserializeOwned>(
+    async fn read_all<T: JsonAnswer>(
         &self,
         credentials: &Credentials,
         route: &'static str,
@@ -251,7 +252,7 @@ impl BusinessCentral {
 
     /// Entities of `entity_set` whose `field` is one of `keys`, in as few
     /// calls as keep each URL short enough.
-    async fn by_keys<T: DeserializeOwned>(
+    async fn by_keys<T: JsonAnswer>(
         &self,
         credentials: &Credentials,
         route: &'static str,

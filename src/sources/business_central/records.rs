@@ -15,7 +15,7 @@ use crate::model::{
 use crate::upstream::decimal::exact_opt;
 
 /// An OData collection response.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 pub struct Collection<T> {
     pub value: Vec<T>,
     /// The next page's URL, opaque; absent on the last page.

@@ -33,7 +33,6 @@ use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use futures::{StreamExt, TryStreamExt};
 use reqwest::header::{HeaderMap, HeaderValue, AUTHORIZATION};
 use reqwest::StatusCode;
-use serde::de::DeserializeOwned;
 use url::Url;
 
 use super::{Batch, LedgerScan, ScanRequest, Source, SourceInfo};
@@ -41,6 +40,7 @@ use crate::clock::Clock;
 use crate::config::SourceConfig;
 use crate::ledger::{Capabilities, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, SortKey, SourceKind, SourceName};
+use crate::upstream::client::JsonAnswer;
 use crate::upstream::{endpoint, Call, Credentials, RateLimit, UpstreamClient, UpstreamError, UpstreamFailure};
 use query::{Condition, DayRange, Params};
 use records::{totals_by_entry, CursorPage, LedgerEntryRecord, LineRecord};
@@ -132,7 +132,7 @@ impl Pennylane {
         Ok(Call::get(route, url, self.headers(credentials)?, credentials.fingerprint()))
     }
 
-    async fn get<T: DeserializeOwned>(
+    async fn get<T: JsonAnswer>(
         &self,
         credentials: &Credentials,
         route: &'static str,

@@ -16,7 +16,7 @@ use crate::upstream::decimal::exact;
 /// The 2026 list envelope (`total_*`, `per_page`, `current_page` are null
 /// and ignored). `has_more` is required on purpose: the pre-2026 page format
 /// has none, and reading it as "no more" would end a walk after one page.
-#[derive(Debug, Deserialize)]
+#[derive(Clone, Debug, Deserialize)]
 pub struct CursorPage<T> {
     pub items: Vec<T>,
     pub has_more: bool,

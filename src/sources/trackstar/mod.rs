@@ -26,6 +26,7 @@ use crate::clock::Clock;
 use crate::config::SourceConfig;
 use crate::ledger::{BatchLimits, Capabilities, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, SourceKind, SourceName, StockLevel};
+use crate::upstream::client::JsonAnswer;
 use crate::upstream::{
     endpoint, sensitive_header, Call, Credentials, RateLimit, UpstreamClient, UpstreamError, UpstreamFailure,
 };
@@ -136,7 +137,7 @@ impl Trackstar {
     }
 
     /// Any list endpoint filtered by `ids[in]`, in chunks Trackstar accepts.
-    async fn list_by_ids<T: serde::de::DeserializeOwned>(
+    async fn list_by_ids<T: JsonAnswer>(
         &self,
         credentials: &Credentials,
         route: &'static str,
@@ -156,7 +157,7 @@ impl Trackstar {
     }
 
     /// Every record of a list endpoint, following `next_token`.
-    async fn list_all<T: serde::de::DeserializeOwned>(
+    async fn list_all<T: JsonAnswer>(
         &self,
         credentials: &Credentials,
         route: &'static str,

@@ -38,7 +38,7 @@ fn place(warehouse: Option<&str>, location: Option<&str>) -> Option<String> {
 }
 
 /// Every list endpoint's envelope.
-#[derive(Debug, Deserialize, Serialize)]
+#[derive(Clone, Debug, Deserialize, Serialize)]
 pub struct ListEnvelope<T> {
     pub data: Vec<T>,
     pub next_token: Option<String>,
