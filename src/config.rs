@@ -568,6 +568,37 @@ pub struct CacheTtlOverride {
     pub location_ttl_secs: Option<u64>,
     /// Replaces `cache.stale_if_error_secs` for this source.
     pub stale_if_error_secs: Option<u64>,
+    /// Seconds after which a ledger date window counts as settled history:
+    /// a window ending at least this long before now is kept for
+    /// `settled_ttl_secs`, checked by a change probe every
+    /// `change_probe_secs`. Set all three or none; only for sources the
+    /// gateway has a change probe for (Trackstar).
+    pub settled_after_secs: Option<u64>,
+    /// Seconds a settled ledger window is kept (unless a probe drops it).
+    pub settled_ttl_secs: Option<u64>,
+    /// Seconds between change probes, per caller: how stale a settled
+    /// window may be at most.
+    pub change_probe_secs: Option<u64>,
+}
+
+impl CacheTtlOverride {
+    /// The settled-history settings, when they are set (validation makes
+    /// them all or none).
+    pub fn settled(&self) -> Option<SettledConfig> {
+        Some(SettledConfig {
+            after_secs: self.settled_after_secs?,
+            ttl_secs: self.settled_ttl_secs?,
+            probe_secs: self.change_probe_secs?,
+        })
+    }
+}
+
+/// One source's settled-history caching, in seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SettledConfig {
+    pub after_secs: u64,
+    pub ttl_secs: u64,
+    pub probe_secs: u64,
 }
 
 /// Where and how spans are exported.
@@ -1132,6 +1163,35 @@ impl Config {
             if let Some((key, message)) = first_violation(bounds) {
                 return invalid(format!("{name}.{key} {message}"));
             }
+            self.validate_settled(name, o).or_else(invalid)?;
+        }
+        Ok(())
+    }
+
+    /// Settled-history caching needs all three keys, in range, and a source
+    /// whose API can say what changed since a time.
+    fn validate_settled(&self, name: &str, o: &CacheTtlOverride) -> Result<(), String> {
+        let keys = [
+            ("settled_after_secs", o.settled_after_secs),
+            ("settled_ttl_secs", o.settled_ttl_secs),
+            ("change_probe_secs", o.change_probe_secs),
+        ];
+        if keys.iter().all(|(_, secs)| secs.is_none()) {
+            return Ok(());
+        }
+        if let Some((key, _)) = keys.iter().find(|(_, secs)| secs.is_none()) {
+            return Err(format!("{name}.{key} must be set with the other settled-history keys"));
+        }
+        let bounds = keys.into_iter().filter_map(|(key, secs)| Some(Bound::new(key, secs?, 1..=MAX_TTL_SECS)));
+        if let Some((key, message)) = first_violation(bounds) {
+            return Err(format!("{name}.{key} {message}"));
+        }
+        let kind = self.sources.get(name).map(|s| s.kind);
+        if !kind.is_some_and(crate::sources::probes_changes) {
+            return Err(format!(
+                "{name}.settled_after_secs is not supported for a {} source: the gateway has no change probe for it",
+                kind.map_or_else(|| "unknown".to_owned(), |k| format!("{k:?}"))
+            ));
         }
         Ok(())
     }
@@ -1511,6 +1571,68 @@ credentials = { api_key = "hunter2", access_token = "t" }"#,
         }
         let config = parse_with_source("[cache]\nitem_ttl_secs = 31536000\nledger_ttl_secs = 0").unwrap();
         assert_eq!(config.cache.item_ttl_secs, 31_536_000);
+    }
+
+    const SETTLED: &str = "settled_after_secs = 604800\nsettled_ttl_secs = 86400\nchange_probe_secs = 60";
+
+    #[test]
+    fn settled_history_settings_load_for_trackstar() {
+        let config = parse_with_source(&format!("[cache.sources.wms]\n{SETTLED}")).unwrap();
+        let settled = config.cache.sources["wms"].settled();
+        assert_eq!(settled, Some(SettledConfig { after_secs: 604_800, ttl_secs: 86_400, probe_secs: 60 }));
+    }
+
+    #[test]
+    fn bad_settled_history_settings_name_the_key() {
+        let cases = [
+            (
+                "settled_after_secs = 604800\nsettled_ttl_secs = 86400",
+                "cache.sources: wms.change_probe_secs must be set with the other settled-history keys",
+            ),
+            (
+                "change_probe_secs = 60",
+                "cache.sources: wms.settled_after_secs must be set with the other settled-history keys",
+            ),
+            (
+                "settled_after_secs = 0\nsettled_ttl_secs = 86400\nchange_probe_secs = 60",
+                "cache.sources: wms.settled_after_secs must be between 1 and 31536000",
+            ),
+            (
+                "settled_after_secs = 604800\nsettled_ttl_secs = 31536001\nchange_probe_secs = 60",
+                "cache.sources: wms.settled_ttl_secs must be between 1 and 31536000",
+            ),
+            (
+                "settled_after_secs = 604800\nsettled_ttl_secs = 86400\nchange_probe_secs = 0",
+                "cache.sources: wms.change_probe_secs must be between 1 and 31536000",
+            ),
+        ];
+        for (keys, expected) in cases {
+            let toml = format!("[cache.sources.wms]\n{keys}");
+            assert_eq!(parse_with_source(&toml).unwrap_err().to_string(), expected, "{keys}");
+        }
+    }
+
+    #[test]
+    fn settled_history_is_refused_for_sources_that_cannot_list_changes() {
+        let bc = business_central(CLIENT_CREDENTIALS, &format!("[cache.sources.bc]\n{SETTLED}"));
+        assert_eq!(
+            error(&bc),
+            "cache.sources: bc.settled_after_secs is not supported for a BusinessCentral source: the gateway has no change probe for it"
+        );
+        let others = [
+            ("bigledger", "Bigledger", "api_key = \"k\", company_id = \"c\""),
+            ("pennylane", "Pennylane", "token = \"t\""),
+        ];
+        for (kind, shown, credentials) in others {
+            let toml = format!(
+                "[sources.s]\nkind = \"{kind}\"\nbase_url = \"https://x.example\"\ncredentials = {{ {credentials} }}\n[cache.sources.s]\n{SETTLED}"
+            );
+            let message = error(&toml);
+            assert!(
+                message.contains(&format!("s.settled_after_secs is not supported for a {shown} source")),
+                "{message}"
+            );
+        }
     }
 
     /// A Business Central source with `credentials` and `extra` lines.

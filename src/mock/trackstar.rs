@@ -74,14 +74,14 @@ pub struct Row {
 }
 
 /// Some stock of an item: in a bin of a warehouse, or in the warehouse as a whole.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Stock {
     pub warehouse: usize,
     pub bin: Option<usize>,
     pub quantity: i64,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Item {
     pub id: String,
     pub sku: String,
@@ -93,7 +93,7 @@ pub struct Item {
     pub stock: Vec<Stock>,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Warehouse {
     pub id: String,
     pub name: String,
@@ -101,14 +101,14 @@ pub struct Warehouse {
 }
 
 /// A bin (Trackstar calls it a location) inside a warehouse.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Bin {
     pub id: String,
     pub name: String,
 }
 
 /// One tenant's (access token's) data.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct TenantData {
     pub items: Vec<Item>,
     pub warehouses: Vec<Warehouse>,
@@ -240,6 +240,31 @@ impl TrackstarMock {
             Some(status) => Err(error(*status, json!({"error": "Injected failure", "origin": "trackstar"}))),
             None => Ok(()),
         }
+    }
+
+    /// Adds an entry dated `entry_date` to the ledger of `token`'s tenant,
+    /// created and updated now (the mock's clock): a late or back-dated
+    /// posting, as a change probe should find it. Returns its id.
+    pub fn add_entry(&self, token: &str, entry_date: DateTime<Utc>) -> String {
+        let mut tenants = self.tenants.lock().unwrap_or_else(|p| p.into_inner());
+        let current = tenants
+            .entry(token.to_owned())
+            .or_insert_with(|| Arc::new(TenantData::generate(&self.options, token)))
+            .clone();
+        let mut data = (*current).clone();
+        let mut row = (*data.by_id[0]).clone();
+        row.id = format!("led_added{:012}", data.by_id.len());
+        row.entry_date = entry_date;
+        row.created_date = entry_date;
+        row.updated_date = self.options.clock.now();
+        let id = row.id.clone();
+        let row = Arc::new(row);
+        let at = data.by_date.partition_point(|r| (r.entry_date, &r.id) < (row.entry_date, &row.id));
+        data.by_date.insert(at, row.clone());
+        let at = data.by_id.partition_point(|r| r.id < row.id);
+        data.by_id.insert(at, row);
+        tenants.insert(token.to_owned(), Arc::new(data));
+        id
     }
 
     pub fn tenant(&self, token: &str) -> Arc<TenantData> {

@@ -291,7 +291,12 @@ mod tests {
         let recording = Recording::new(items);
         let source: Arc<dyn Source> = recording.clone();
         let credentials = Credentials::new(&FingerprintKey::random(), BTreeMap::new());
-        (recording, source, credentials, Arc::new(UpstreamCache::new(&CacheConfig::default())))
+        (
+            recording,
+            source,
+            credentials,
+            Arc::new(UpstreamCache::new(&CacheConfig::default(), crate::clock::Clock::System)),
+        )
     }
 
     fn keys(n: usize) -> Vec<String> {

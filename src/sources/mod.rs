@@ -16,9 +16,11 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
 
 use crate::ledger::{Capabilities, Collector, Hint, SourceFilter, SourcePage, SourcePlan, Watermark};
 use crate::model::{Item, LedgerEntry, Location, NodeKind, SortKey, SourceKind, SourceName, StockLevel};
+use crate::upstream::settled::Changes;
 use crate::upstream::{Credentials, UpstreamClient, UpstreamError};
 
 pub use registry::{Caller, Registry};
@@ -137,12 +139,30 @@ pub trait Source: Send + Sync + Debug {
         Ok(None)
     }
 
+    /// The entry dates of the ledger records created or modified at or after
+    /// `since`, in one upstream call (the settled-history change probe, see
+    /// `upstream::settled`). `None`: the upstream cannot filter on modification
+    /// time, which is the default (see [`probes_changes`]).
+    async fn changed_since(
+        &self,
+        _credentials: &Credentials,
+        _since: DateTime<Utc>,
+    ) -> Result<Option<Changes>, UpstreamError> {
+        Ok(None)
+    }
+
     /// A cheap authenticated call, for readiness.
     async fn check_ready(&self, credentials: &Credentials) -> Result<(), UpstreamError>;
 
     /// The client every call of this source goes through: its breakers,
     /// limits and recorded outcomes are the source's health.
     fn client(&self) -> &UpstreamClient;
+}
+
+/// Whether sources of `kind` answer [`Source::changed_since`]: only those
+/// may have settled-history caching configured.
+pub fn probes_changes(kind: SourceKind) -> bool {
+    matches!(kind, SourceKind::Trackstar)
 }
 
 /// The next `want` entries of one source after `position`, pulling batches

@@ -199,7 +199,7 @@ impl Registry {
                 Ok(Registered { source, credentials })
             })
             .collect::<Result<_, ConfigError>>()?;
-        Ok(Self { sources, key, cache: Arc::new(UpstreamCache::new(&config.cache)) })
+        Ok(Self { sources, key, cache: Arc::new(UpstreamCache::new(&config.cache, config.clock)) })
     }
 
     pub fn cache(&self) -> &Arc<UpstreamCache> {
@@ -244,6 +244,9 @@ impl Registry {
             let hint = after.and_then(|c| c.hints.get(name).cloned());
             let read = async move {
                 let credentials = caller.credentials(source.name())?;
+                // Before the read, so that it sees no window the probe drops.
+                let probe = |since| source.changed_since(credentials, since);
+                self.cache.probe_settled(credentials, source.name(), probe).await;
                 let read = next_entries(source.as_ref(), credentials, plan, position, first, hint);
                 self.cache.reusing_ledger(credentials, read).await
             };

@@ -27,6 +27,8 @@ use super::auth::{Credentials, Fingerprint};
 use super::deadline;
 use super::error::{UpstreamError, UpstreamFailure};
 use super::freshness;
+use super::settled::{Changes, Covers, Settled};
+use crate::clock::Clock;
 use crate::config::CacheConfig;
 use crate::model::SourceName;
 
@@ -236,6 +238,8 @@ pub struct UpstreamCache {
     next_flight: AtomicU64,
     defaults: Ttls,
     per_source: HashMap<String, Ttls>,
+    /// Which ledger responses are settled history, kept long (see `settled`).
+    settled: Settled,
 }
 
 impl fmt::Debug for UpstreamCache {
@@ -249,7 +253,7 @@ impl fmt::Debug for UpstreamCache {
 }
 
 impl UpstreamCache {
-    pub fn new(config: &CacheConfig) -> Self {
+    pub fn new(config: &CacheConfig, clock: Clock) -> Self {
         let secs = Duration::from_secs;
         let defaults = Ttls {
             ledger: secs(config.ledger_ttl_secs),
@@ -270,16 +274,16 @@ impl UpstreamCache {
                 (name.clone(), ttls)
             })
             .collect();
-        Self::with_ttls(config.max_bytes, defaults, per_source)
+        Self::with_ttls(config.max_bytes, defaults, per_source, Settled::new(config, clock))
     }
 
-    fn with_ttls(max_bytes: u64, defaults: Ttls, per_source: HashMap<String, Ttls>) -> Self {
+    fn with_ttls(max_bytes: u64, defaults: Ttls, per_source: HashMap<String, Ttls>, settled: Settled) -> Self {
         let store = moka::future::Cache::builder()
             .max_capacity(max_bytes)
             .weigher(|_: &CacheKey, stored: &Stored| stored.weight)
             .expire_after(PerEntryTtl)
             .build();
-        Self { store, flights: Mutex::default(), next_flight: AtomicU64::new(0), defaults, per_source }
+        Self { store, flights: Mutex::default(), next_flight: AtomicU64::new(0), defaults, per_source, settled }
     }
 
     /// What the cache holds per source and resource, of the keys whose
@@ -479,14 +483,45 @@ impl UpstreamCache {
         LEDGER_READS.scope(reads, work).await
     }
 
+    /// Runs `source`'s change probe for this caller when one is due, and
+    /// drops the settled ledger responses it reports changed (see `settled`).
+    pub async fn probe_settled<P, F>(&self, credentials: &Credentials, source: &SourceName, probe: P)
+    where
+        P: FnOnce(chrono::DateTime<chrono::Utc>) -> F,
+        F: Future<Output = Result<Option<Changes>, UpstreamError>>,
+    {
+        let fingerprint = credentials.fingerprint();
+        for url in self.settled.probe(fingerprint, source, probe).await {
+            self.forget_ledger(fingerprint, source, &url).await;
+        }
+    }
+
+    async fn forget_ledger(&self, fingerprint: &Fingerprint, source: &SourceName, url: &str) {
+        let scope = Scope { fingerprint: fingerprint.clone(), source: source.clone(), resource: Resource::Ledger };
+        self.store.invalidate(&scope.key(url)).await;
+    }
+
     /// The decoded answer is kept, not the body: a page reused within the
     /// TTL is cloned, never parsed again (its dates and decimals included).
-    async fn ledger_json<T, Fetch>(&self, scope: &Scope, url: &Url, fetch: Fetch) -> Result<T, UpstreamError>
+    async fn ledger_json<T, Fetch>(
+        &self,
+        scope: &Scope,
+        call: (&Url, Option<Covers>),
+        fetch: Fetch,
+    ) -> Result<T, UpstreamError>
     where
         T: Clone + Send + Sync + 'static,
         Fetch: Future<Output = Result<(T, Vec<u8>), UpstreamError>>,
     {
-        let ttl = self.ttl(&scope.source, scope.resource);
+        let (url, covers) = call;
+        let settled = self.settled.keep_for(&scope.fingerprint, &scope.source, covers);
+        let ttl = settled.unwrap_or_else(|| self.ttl(&scope.source, scope.resource));
+        if ttl.is_zero() {
+            // An uncached ledger read: nothing bounds how long its answer holds.
+            freshness::used(Duration::ZERO);
+            return fetch.await.map(|(value, _)| value);
+        }
+        let started = self.settled.now();
         let mut fetch = Some(fetch);
         let mut fetched = false;
         let init = async {
@@ -503,7 +538,16 @@ impl UpstreamCache {
             .ok_or_else(|| scope.timeout())?
             .map_err(|e| (*e).clone())?;
         scope.count(if fetched { "cache_misses_total" } else { HITS }, 1);
-        freshness::used(entry.value().fresh_for());
+        // A kept response must not outlive the next change probe either, or
+        // it would hide what that probe finds.
+        let until_probe = self.settled.until_probe(&scope.fingerprint, &scope.source);
+        freshness::used(until_probe.map_or(entry.value().fresh_for(), |d| d.min(entry.value().fresh_for())));
+        if let (Some(covers), Some(_), true) = (covers, settled, fetched) {
+            let key: Arc<str> = Arc::from(url.as_str());
+            if !self.settled.kept(&scope.fingerprint, &scope.source, covers, key, started) {
+                self.forget_ledger(&scope.fingerprint, &scope.source, url.as_str()).await;
+            }
+        }
         match (entry.value().get::<T>(), fetch) {
             (Some(value), _) => Ok(value),
             // The same URL read as another type: not shared, fetched.
@@ -548,21 +592,20 @@ tokio::task_local! {
 /// the source's ledger time-to-live is answered from the cache, and
 /// concurrent identical GETs share one upstream call; anywhere else (item
 /// lookups, readiness probes) it always fetches.
-pub async fn reuse_json<T, Fetch>(source: &SourceName, url: &Url, fetch: Fetch) -> Result<T, UpstreamError>
+pub async fn reuse_json<T, Fetch>(
+    source: &SourceName,
+    call: (&Url, Option<Covers>),
+    fetch: Fetch,
+) -> Result<T, UpstreamError>
 where
     T: Clone + Send + Sync + 'static,
     Fetch: Future<Output = Result<(T, Vec<u8>), UpstreamError>>,
 {
     let reads = LEDGER_READS.try_with(LedgerReads::clone).ok();
     let result = match reads {
-        Some(reads) if !reads.cache.ttl(source, Resource::Ledger).is_zero() => {
+        Some(reads) => {
             let scope = Scope { fingerprint: reads.fingerprint, source: source.clone(), resource: Resource::Ledger };
-            reads.cache.ledger_json(&scope, url, fetch).await
-        }
-        Some(_) => {
-            // An uncached ledger read: nothing bounds how long its answer holds.
-            freshness::used(Duration::ZERO);
-            fetch.await.map(|(value, _)| value)
+            reads.cache.ledger_json(&scope, call, fetch).await
         }
         // Entity lookups, whose cache reports their freshness, and probes.
         None => fetch.await.map(|(value, _)| value),
@@ -597,9 +640,13 @@ mod tests {
     use super::*;
     use crate::upstream::FingerprintKey;
 
+    fn no_settled() -> Settled {
+        Settled::new(&CacheConfig::default(), Clock::System)
+    }
+
     fn cache(ttl: Duration) -> Arc<UpstreamCache> {
         let ttls = Ttls { ledger: ttl, item: ttl, location: ttl, stale_if_error: Duration::ZERO };
-        Arc::new(UpstreamCache::with_ttls(1 << 20, ttls, HashMap::new()))
+        Arc::new(UpstreamCache::with_ttls(1 << 20, ttls, HashMap::new(), no_settled()))
     }
 
     fn scope(key: &FingerprintKey, token: &str) -> Scope {
@@ -763,7 +810,7 @@ mod tests {
     fn stale_if_error_cache() -> Arc<UpstreamCache> {
         let (ttl, zero) = (Duration::from_millis(30), Duration::ZERO);
         let ttls = Ttls { ledger: zero, item: ttl, location: ttl, stale_if_error: Duration::from_secs(60) };
-        Arc::new(UpstreamCache::with_ttls(1 << 20, ttls, HashMap::new()))
+        Arc::new(UpstreamCache::with_ttls(1 << 20, ttls, HashMap::new(), no_settled()))
     }
 
     #[tokio::test]
@@ -838,7 +885,7 @@ mod tests {
             calls.fetch_add(1, Ordering::SeqCst);
             Ok((decode(body.as_bytes())?, body.as_bytes().to_vec()))
         };
-        reuse_json(&SourceName::new("src"), url, fetch).await
+        reuse_json(&SourceName::new("src"), (url, None), fetch).await
     }
 
     #[tokio::test]
@@ -885,7 +932,7 @@ mod tests {
             body.extend_from_slice(b"[1]");
             Ok((decode(&body)?, body))
         };
-        cache.reusing_ledger(&alice, reuse_json(&SourceName::new("src"), &url, fetch)).await.unwrap();
+        cache.reusing_ledger(&alice, reuse_json(&SourceName::new("src"), (&url, None), fetch)).await.unwrap();
         cache.store.run_pending_tasks().await;
         let weight = cache.store.weighted_size();
         assert!(weight >= spare as u64, "a 3-byte body holding {spare} bytes weighs {weight}");
@@ -904,7 +951,7 @@ mod tests {
                 tokio::time::sleep(Duration::from_secs(8)).await;
                 Ok((serde_json::json!([1]), b"[1]".to_vec()))
             };
-            cache.reusing_ledger(&alice, reuse_json(&source, &url, fetch))
+            cache.reusing_ledger(&alice, reuse_json(&source, (&url, None), fetch))
         };
         let start = tokio::time::Instant::now();
         let owner = deadline::within(start + Duration::from_secs(10), slow_read());

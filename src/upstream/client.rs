@@ -31,6 +31,7 @@ use super::error::{UpstreamError, UpstreamFailure};
 use super::health::{Health, Observed, Verdict};
 use super::limiter::{RateLimit, RateLimiter, Remaining};
 use super::retry::{self, Backoff, RetryBudget};
+use super::settled::Covers;
 use super::{budget, deadline};
 use crate::clock::Clock;
 use crate::model::SourceName;
@@ -109,6 +110,9 @@ pub struct Call {
     /// Whose credentials the call carries: the breaker and the rate limit
     /// are kept per fingerprint.
     pub fingerprint: Fingerprint,
+    /// The entry dates a ledger response can hold, when the connector knows
+    /// them: what lets it be kept as settled history (`upstream::settled`).
+    pub covers: Option<Covers>,
     method: Method,
     /// A form body; it may hold a secret, so it never prints.
     form: Option<String>,
@@ -119,7 +123,7 @@ impl Call {
     /// headers, and a header that is not secret loses nothing by not printing.
     pub fn get(route: &'static str, url: Url, mut headers: HeaderMap, fingerprint: &Fingerprint) -> Self {
         headers.values_mut().for_each(|value: &mut HeaderValue| value.set_sensitive(true));
-        Self { route, url, headers, fingerprint: fingerprint.clone(), method: Method::GET, form: None }
+        Self { route, url, headers, fingerprint: fingerprint.clone(), covers: None, method: Method::GET, form: None }
     }
 
     /// A POST of `form` (`application/x-www-form-urlencoded`), such as an
@@ -248,7 +252,8 @@ impl UpstreamClient {
             sent.store(true, Ordering::Relaxed);
             self.execute(call, |body: Vec<u8>| Ok((decode(&body)?, body))).await
         };
-        let result = super::cache::reuse_json(&self.source, &call.url, fetch).instrument(span.clone()).await;
+        let result =
+            super::cache::reuse_json(&self.source, (&call.url, call.covers), fetch).instrument(span.clone()).await;
         let hit = !sent.load(Ordering::Relaxed);
         span.record("cache_hit", hit);
         if hit {

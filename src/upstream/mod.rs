@@ -16,6 +16,7 @@ pub mod freshness;
 pub mod health;
 pub mod limiter;
 pub mod retry;
+pub mod settled;
 
 pub use auth::{sensitive_header, AccessToken, Credentials, Fingerprint, FingerprintKey, TokenCache};
 pub use breaker::BreakerPolicy;

@@ -75,6 +75,8 @@ mod repeated;
 mod response_cache;
 /// A million-entry ledger: calls and memory per page stay bounded.
 mod scale;
+/// Settled history kept long and checked by change probes.
+mod settled;
 /// HTTP statuses: request errors are 4xx (or 200 as `application/json`)
 /// without `data`, executed requests and batches 200.
 mod statuses;

@@ -14,7 +14,7 @@ mod tests;
 use std::collections::{BTreeSet, HashMap};
 
 use async_trait::async_trait;
-use chrono::Duration;
+use chrono::{DateTime, Duration, Utc};
 use futures::StreamExt;
 use reqwest::header::HeaderMap;
 use reqwest::StatusCode;
@@ -27,6 +27,7 @@ use crate::config::SourceConfig;
 use crate::ledger::{BatchLimits, Capabilities, Pushdown, SourceFilter, Support, Watermark};
 use crate::model::{EventType, Item, LedgerEntry, Location, SourceKind, SourceName, StockLevel};
 use crate::upstream::client::JsonAnswer;
+use crate::upstream::settled::{Changes, Covers};
 use crate::upstream::{
     endpoint, sensitive_header, Call, Credentials, RateLimit, UpstreamClient, UpstreamError, UpstreamFailure,
 };
@@ -117,12 +118,17 @@ impl Trackstar {
         Ok(headers)
     }
 
+    /// One ledger page; `window` is the entry dates it asked for, so that a
+    /// settled one can be kept long (see `upstream::settled`).
     async fn ledger_page(
         &self,
         credentials: &Credentials,
         params: &[(String, String)],
+        window: Option<Window>,
     ) -> Result<ListEnvelope<LedgerRecord>, UpstreamError> {
-        let call = self.call(credentials, "ledger", &["wms", "inventory", "ledger"], params)?;
+        let mut call = self.call(credentials, "ledger", &["wms", "inventory", "ledger"], params)?;
+        // `lte` of the end also returns entries dated at it: closed above.
+        call.covers = window.and_then(|w| Some(Covers { from: w.from, to: w.to? }));
         self.client.get_json(&call).await
     }
 
@@ -213,7 +219,7 @@ struct LedgerWindows<'a> {
 impl WindowFetch for LedgerWindows<'_> {
     async fn fetch_window(&self, window: Window, page_token: Option<&str>) -> Result<WindowPage, UpstreamError> {
         let params = query::ledger_params(&self.filter, window, page_token, self.source.page_size);
-        let page = self.source.ledger_page(self.credentials, &params).await?;
+        let page = self.source.ledger_page(self.credentials, &params, Some(window)).await?;
         let records = page.data.len();
         // `lte` of the window's end (see `query::push_range`) also returns
         // the entries dated at it, which the window above has read.
@@ -224,7 +230,7 @@ impl WindowFetch for LedgerWindows<'_> {
 
     async fn any_in(&self, window: Window) -> Result<bool, UpstreamError> {
         let params = query::ledger_params(&self.filter, window, None, 1);
-        Ok(!self.source.ledger_page(self.credentials, &params).await?.data.is_empty())
+        Ok(!self.source.ledger_page(self.credentials, &params, Some(window)).await?.data.is_empty())
     }
 }
 
@@ -322,6 +328,23 @@ impl Source for Trackstar {
     }
 
     async fn check_ready(&self, credentials: &Credentials) -> Result<(), UpstreamError> {
-        self.ledger_page(credentials, &[("limit".into(), "1".into())]).await.map(|_| ())
+        self.ledger_page(credentials, &[("limit".into(), "1".into())], None).await.map(|_| ())
+    }
+
+    /// One page of the records Trackstar created or updated since `since`
+    /// (`trackstar_updated_date`: Trackstar's own copy, so an entry a WMS
+    /// reports late counts from when it arrived).
+    async fn changed_since(
+        &self,
+        credentials: &Credentials,
+        since: DateTime<Utc>,
+    ) -> Result<Option<Changes>, UpstreamError> {
+        let params = query::changed_since_params(since, MAX_PAGE_SIZE);
+        let page = self.ledger_page(credentials, &params, None).await?;
+        let more = page.next_token.is_some();
+        let dates: Vec<_> = self.entries(page.data).into_iter().map(|e| e.entry_date).collect();
+        // An undated change could lie in any window.
+        let complete = !more && dates.iter().all(Option::is_some);
+        Ok(Some(Changes { entry_dates: dates.into_iter().flatten().collect(), complete }))
     }
 }

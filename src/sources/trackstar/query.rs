@@ -59,6 +59,15 @@ pub fn ledger_params(filter: &SourceFilter, window: Window, page_token: Option<&
     params
 }
 
+/// Parameters for the change probe: the records Trackstar created or
+/// updated at or after `since` (whole seconds, rounded down).
+pub fn changed_since_params(since: DateTime<Utc>, limit: usize) -> Params {
+    let mut params = Params::new();
+    push_range(&mut params, "trackstar_updated_date", &TimeRange { gte: Some(since), ..Default::default() });
+    params.push(("limit".into(), limit.to_string()));
+    params
+}
+
 /// Parameters to fetch entries by id, one chunk at a time.
 pub fn ids_params(ids: &[String]) -> Params {
     vec![param("ids", "in", ids.join(",")), ("limit".into(), ids.len().max(1).to_string())]
